@@ -1,0 +1,34 @@
+# MASSeg pipeline: install, test, bench, demo, submission.
+PY ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+CONFIG ?= configs/mose_masseg.toml
+
+.PHONY: install test bench demo submission clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(PIP) install -q --upgrade "pip>=24" "setuptools>=70" wheel
+
+install: $(BIN)/python
+	# torch/torchvision pinned: they come from the local cache (other versions pull gigabytes)
+	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
+	# sam2 1.1.0 is an sdist whose build needs torch: build it against the torch above, without CUDA ops
+	SAM2_BUILD_CUDA=0 $(PIP) install -q --no-build-isolation sam2==1.1.0
+	$(PIP) install -q -e ".[test,ray]"
+
+test:
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+bench:
+	$(BIN)/python -m pytest -q -s -p no:cacheprovider tests/benchmarks
+
+demo:
+	$(BIN)/masseg demo
+
+submission:
+	$(BIN)/masseg run $(CONFIG)
+
+clean:
+	rm -rf build *.egg-info .pytest_cache

@@ -1,0 +1,250 @@
+"""Logit store: the contract between segmenters and the ensemble.
+
+One store per *member run* (one model at one input scale, flipped or not, with its settings)::
+
+    <store>/manifest.json            model, checkpoint checksum, settings, scale, flip, codec, code version
+    <store>/videos/<video>.zip       one zip per COMPLETE video (written as .<video>.zip.partial, then renamed)
+
+A video zip holds one entry per frame (``frames/<frame>.bin``: the codec bytes of an (N, h, w) array of
+per-object logits at the model's NATIVE output resolution) and ``index.json`` (written last) with the video
+meta, the *recipe* that maps native logits to video resolution the way the model itself does, and per frame the
+object ids, shape and per-object scores. Writes stream frame by frame, so memory does not grow with video length;
+the rename makes a video visible only when it is complete, so a killed run leaves no half video and a rerun skips
+complete ones. Zip gives random access by (video, frame) through its central directory.
+
+Recipes (interpreted by ``ensemble``; the store only records them):
+* ``{"kind": "sam2_bilinear", "video_hw": [H, W], "hflip": false}``: bilinear (align_corners=False) from the
+  SxS/4 low-res logits straight to HxW; objects are independent.
+* ``{"kind": "cutie_stride4", "padded_hw": [Hp, Wp], "pad": [l, r, t, b], "internal_hw": [h, w],
+  "video_hw": [H, W], "hflip": false}``: Cutie's soft aggregation of stride-4 logits of the padded frame.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from . import codecs
+from .atomic import atomic_write_text
+from .errors import StoreError
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+# Manifest fields that define what a store's logits mean; a rerun must agree on all of them.
+IDENTITY_KEYS = ("model", "checkpoint_sha256", "settings", "scale", "flip", "codec", "q8_scale")
+
+
+@dataclass
+class FrameLogits:
+    """Per-object logits of one frame at native resolution (float32, (N, h, w)), ids and optional scores."""
+
+    frame_index: int
+    frame_name: str
+    obj_ids: list[int]
+    logits: np.ndarray
+    scores: np.ndarray | None
+
+
+def _canonical(obj) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+class LogitStore:
+    """A folder holding one member run's logits. Use :meth:`create` to write, :meth:`open` to read."""
+
+    def __init__(self, root: str | os.PathLike, manifest: dict):
+        self.root = Path(root)
+        self.manifest = manifest
+        self.codec = manifest.get("codec", codecs.DEFAULT_CODEC)
+        self.q8_scale = float(manifest.get("q8_scale", codecs.DEFAULT_Q8_SCALE))
+
+    # ---- creation / opening -------------------------------------------------------------------------
+    @classmethod
+    def create(cls, root: str | os.PathLike, manifest: dict, codec: str = codecs.DEFAULT_CODEC,
+               q8_scale: float = codecs.DEFAULT_Q8_SCALE) -> "LogitStore":
+        """Create a store, or reopen an existing one written with the same identity (resume)."""
+        if codec not in codecs.CODECS:
+            raise StoreError(f"unknown codec {codec!r}", root, f"use one of {', '.join(codecs.CODECS)}")
+        root = Path(root)
+        man = dict(manifest)
+        man.setdefault("format_version", FORMAT_VERSION)
+        man["codec"] = codec
+        man["q8_scale"] = float(q8_scale)
+        for key in ("model",):
+            if key not in man:
+                raise ValueError(f"manifest needs {key!r}")
+        path = root / MANIFEST
+        if path.exists():
+            old = cls.open(root).manifest
+            diff = [k for k in IDENTITY_KEYS if _canonical(old.get(k)) != _canonical(man.get(k))]
+            if diff:
+                raise StoreError(
+                    f"store was written with different {', '.join(diff)} "
+                    f"(was {', '.join(f'{k}={old.get(k)!r}' for k in diff)})", path,
+                    "use a new output folder, or delete this store to recompute it")
+            return cls(root, old)
+        (root / "videos").mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(man, indent=1, sort_keys=True) + "\n")
+        return cls(root, man)
+
+    @classmethod
+    def open(cls, root: str | os.PathLike) -> "LogitStore":
+        path = Path(root) / MANIFEST
+        try:
+            man = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise StoreError("not a logit store (no manifest.json)", root,
+                             "run `masseg infer` for this member first, or fix the path") from None
+        except json.JSONDecodeError as exc:
+            raise StoreError(f"manifest is not valid JSON ({exc})", path) from None
+        if man.get("format_version", 0) > FORMAT_VERSION:
+            raise StoreError(f"store format {man.get('format_version')} is newer than this code ({FORMAT_VERSION})",
+                             path, "upgrade masseg-pipeline")
+        return cls(root, man)
+
+    # ---- listing ----------------------------------------------------------------------------------------
+    def video_path(self, video: str) -> Path:
+        return self.root / "videos" / f"{video}.zip"
+
+    def is_complete(self, video: str) -> bool:
+        return self.video_path(video).is_file()
+
+    def videos(self) -> list[str]:
+        folder = self.root / "videos"
+        if not folder.is_dir():
+            return []
+        return sorted(n[:-4] for n in os.listdir(folder) if n.endswith(".zip") and not n.startswith("."))
+
+    # ---- writing ----------------------------------------------------------------------------------------
+    def writer(self, video: str, meta: dict) -> "VideoWriter":
+        """Start writing ``video``. ``meta`` needs ``frame_names``, ``video_hw`` and ``recipe``."""
+        for key in ("frame_names", "video_hw", "recipe"):
+            if key not in meta:
+                raise ValueError(f"video meta needs {key!r}")
+        return VideoWriter(self, video, meta)
+
+    # ---- reading ----------------------------------------------------------------------------------------
+    def reader(self, video: str) -> "VideoReader":
+        path = self.video_path(video)
+        if not path.is_file():
+            raise StoreError(f"video {video!r} is not complete in this store", self.root,
+                             "rerun inference for it (complete videos are skipped)")
+        return VideoReader(self, video, path)
+
+
+class VideoWriter:
+    """Streams one video's frames into a partial zip; :meth:`close` makes it visible atomically."""
+
+    def __init__(self, store: LogitStore, video: str, meta: dict):
+        self.store = store
+        self.video = video
+        self.meta = dict(meta, video=video)
+        self.final = store.video_path(video)
+        self.partial = self.final.with_name(f".{self.final.name}.partial")
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            self.partial.unlink()  # leftover of a killed run
+        self._zip = zipfile.ZipFile(self.partial, "w", compression=zipfile.ZIP_STORED)
+        self._frames: dict[str, dict] = {}
+        self._closed = False
+
+    def write(self, frame_index: int, frame_name: str, obj_ids: Sequence[int], logits: np.ndarray,
+              scores: Iterable[float] | None = None) -> None:
+        """Append one frame: ``logits`` (N, h, w) per object in ``obj_ids`` order (N may be 0)."""
+        if self._closed:
+            raise StoreError("writer already closed", self.partial)
+        logits = np.asarray(logits, dtype=np.float32)
+        if logits.ndim != 3 or logits.shape[0] != len(obj_ids):
+            raise ValueError(f"logits must be (N={len(obj_ids)}, h, w), got {logits.shape}")
+        if frame_name in self._frames:
+            raise StoreError(f"frame {frame_name} written twice", self.partial)
+        data = codecs.encode(logits, self.store.codec, self.store.q8_scale)
+        self._zip.writestr(f"frames/{frame_name}.bin", data)
+        rec = {"index": int(frame_index), "obj_ids": [int(o) for o in obj_ids], "shape": list(logits.shape)}
+        if scores is not None:
+            rec["scores"] = [float(s) for s in np.asarray(list(scores), dtype=np.float32)]
+        self._frames[frame_name] = rec
+
+    def close(self) -> None:
+        """Write the index, close and rename: the video becomes complete."""
+        if self._closed:
+            return
+        missing = [f for f in self.meta["frame_names"] if f not in self._frames]
+        if missing:
+            self.abort()
+            raise StoreError(f"video {self.video!r} closed with {len(missing)} frames missing "
+                             f"(first: {missing[0]})", self.final, "write every frame before closing")
+        index = {"meta": self.meta, "frames": self._frames, "format_version": FORMAT_VERSION}
+        self._zip.writestr("index.json", json.dumps(index, separators=(",", ":")))
+        self._zip.close()
+        self._closed = True
+        os.replace(self.partial, self.final)
+
+    def abort(self) -> None:
+        """Drop the partial file: the video stays incomplete."""
+        if not self._closed:
+            with contextlib.suppress(Exception):
+                self._zip.close()
+            self._closed = True
+        with contextlib.suppress(FileNotFoundError):
+            self.partial.unlink()
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class VideoReader:
+    """Random access to one complete video's frames."""
+
+    def __init__(self, store: LogitStore, video: str, path: Path):
+        self.store = store
+        self.video = video
+        self.path = path
+        try:
+            self._zip = zipfile.ZipFile(path, "r")
+            index = json.loads(self._zip.read("index.json"))
+        except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as exc:
+            raise StoreError(f"corrupt video file ({exc})", path, "delete it and rerun inference") from None
+        self.meta: dict = index["meta"]
+        self._frames: dict[str, dict] = index["frames"]
+        self.frame_names: list[str] = list(self.meta["frame_names"])
+        self.recipe: dict = self.meta["recipe"]
+        self.video_hw: tuple[int, int] = tuple(self.meta["video_hw"])
+
+    def __len__(self) -> int:
+        return len(self.frame_names)
+
+    def read(self, frame: int | str) -> FrameLogits:
+        name = self.frame_names[frame] if isinstance(frame, int) else frame
+        rec = self._frames.get(name)
+        if rec is None:
+            raise StoreError(f"frame {name!r} not in video {self.video!r}", self.path)
+        data = self._zip.read(f"frames/{name}.bin")
+        logits = codecs.decode(data, self.store.codec, tuple(rec["shape"]), self.store.q8_scale)
+        scores = np.asarray(rec["scores"], dtype=np.float32) if "scores" in rec else None
+        return FrameLogits(rec["index"], name, list(rec["obj_ids"]), logits, scores)
+
+    def __iter__(self):
+        for name in self.frame_names:
+            yield self.read(name)
+
+    def close(self) -> None:
+        self._zip.close()
+
+    def __enter__(self) -> "VideoReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

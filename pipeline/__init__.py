@@ -1,0 +1,1 @@
+"""Orchestration: the `masseg` command line over all stages (infer, fuse, submit, evaluate, sweep, run)."""

@@ -1,0 +1,1 @@
+"""One module per `masseg` sub-command; `pipeline.cli` registers them."""

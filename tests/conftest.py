@@ -1,0 +1,22 @@
+"""Shared fixtures: where ../shared lives, and skipping cleanly when it does not."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+def shared_path(*parts: str) -> Path:
+    """Path under ../shared, skipping the test with a clear reason when it is absent."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared test material not found at {path} (only present on the project's machines)")
+    return path
+
+
+@pytest.fixture
+def vos_clips() -> Path:
+    return shared_path("vos-clips")

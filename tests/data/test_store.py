@@ -1,0 +1,107 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from data.errors import StoreError
+from data.store import LogitStore
+
+MAN = {"model": "sam2", "checkpoint_sha256": "abc", "settings": {"image_size": 512}, "scale": 512, "flip": False}
+
+
+def meta(n):
+    return {"frame_names": [f"{i:05d}" for i in range(n)], "video_hw": [20, 30],
+            "recipe": {"kind": "sam2_bilinear", "video_hw": [20, 30], "hflip": False}}
+
+
+def test_write_read_random_access(tmp_path):
+    st = LogitStore.create(tmp_path / "s", MAN, codec="f32")
+    rng = np.random.default_rng(1)
+    data = [rng.normal(size=(2, 8, 8)).astype(np.float32) for _ in range(4)]
+    with st.writer("v1", meta(4)) as w:
+        for i, d in enumerate(data):
+            w.write(i, f"{i:05d}", [1, 3], d, scores=[0.5, -2.0])
+    assert st.videos() == ["v1"] and st.is_complete("v1")
+    r = LogitStore.open(tmp_path / "s").reader("v1")
+    f = r.read(2)
+    assert f.obj_ids == [1, 3] and f.frame_name == "00002" and f.frame_index == 2
+    assert np.array_equal(f.logits, data[2])
+    assert f.scores.tolist() == [0.5, -2.0]
+    assert r.recipe["kind"] == "sam2_bilinear" and r.video_hw == (20, 30)
+    assert np.array_equal(r.read("00003").logits, data[3])
+
+
+def test_objects_can_be_absent_on_some_frames(tmp_path):
+    st = LogitStore.create(tmp_path / "s", MAN)
+    with st.writer("v", meta(2)) as w:
+        w.write(0, "00000", [], np.zeros((0, 4, 4), np.float32))
+        w.write(1, "00001", [2], np.ones((1, 4, 4), np.float32))
+    r = st.reader("v")
+    assert r.read(0).obj_ids == [] and r.read(0).logits.shape == (0, 4, 4)
+    assert r.read(1).obj_ids == [2]
+
+
+def test_exception_leaves_no_video(tmp_path):
+    st = LogitStore.create(tmp_path / "s", MAN)
+    with pytest.raises(RuntimeError):
+        with st.writer("v", meta(3)) as w:
+            w.write(0, "00000", [1], np.zeros((1, 4, 4)))
+            raise RuntimeError("boom")
+    assert st.videos() == [] and not os.listdir(tmp_path / "s" / "videos")
+    with pytest.raises(StoreError, match="not complete"):
+        st.reader("v")
+
+
+def test_missing_frames_refused(tmp_path):
+    st = LogitStore.create(tmp_path / "s", MAN)
+    w = st.writer("v", meta(3))
+    w.write(0, "00000", [1], np.zeros((1, 4, 4)))
+    with pytest.raises(StoreError, match="2 frames missing"):
+        w.close()
+    assert not st.is_complete("v")
+
+
+def test_killed_writer_leaves_no_visible_video(tmp_path):
+    code = f"""
+import os, numpy as np
+from data.store import LogitStore
+st = LogitStore.create({str(tmp_path / 's')!r}, {MAN!r})
+w = st.writer('v', {meta(5)!r})
+w.write(0, '00000', [1], np.zeros((1, 64, 64)))
+os._exit(9)
+"""
+    p = subprocess.run([sys.executable, "-c", code], cwd=os.getcwd())
+    assert p.returncode == 9
+    st = LogitStore.open(tmp_path / "s")
+    assert st.videos() == [] and not st.is_complete("v")
+    # a rerun overwrites the leftover partial and completes
+    with st.writer("v", meta(1) | {"frame_names": ["00000"]}) as w:
+        w.write(0, "00000", [1], np.zeros((1, 64, 64)))
+    assert st.videos() == ["v"]
+    assert [n for n in os.listdir(tmp_path / "s" / "videos")] == ["v.zip"]
+
+
+def test_resume_requires_same_identity(tmp_path):
+    LogitStore.create(tmp_path / "s", MAN)
+    LogitStore.create(tmp_path / "s", dict(MAN))  # same: fine
+    with pytest.raises(StoreError, match="settings"):
+        LogitStore.create(tmp_path / "s", dict(MAN, settings={"image_size": 1024}))
+    with pytest.raises(StoreError, match="codec"):
+        LogitStore.create(tmp_path / "s", MAN, codec="f16")
+
+
+def test_open_errors(tmp_path):
+    with pytest.raises(StoreError, match="no manifest"):
+        LogitStore.open(tmp_path)
+    (tmp_path / "manifest.json").write_text("{")
+    with pytest.raises(StoreError, match="valid JSON"):
+        LogitStore.open(tmp_path)
+
+
+def test_manifest_written(tmp_path):
+    LogitStore.create(tmp_path / "s", MAN, codec="q8")
+    man = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    assert man["codec"] == "q8" and man["format_version"] == 1 and man["model"] == "sam2"
