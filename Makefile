@@ -22,7 +22,7 @@ test:
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 
 bench:
-	$(BIN)/python -m pytest -q -s -p no:cacheprovider tests/benchmarks
+	$(BIN)/python -m pytest -q -s -p no:cacheprovider -o python_files="bench_*.py" tests/benchmarks
 
 demo:
 	$(BIN)/masseg demo

@@ -102,6 +102,6 @@ def test_open_errors(tmp_path):
 
 
 def test_manifest_written(tmp_path):
-    LogitStore.create(tmp_path / "s", MAN, codec="q8")
+    LogitStore.create(tmp_path / "s", MAN)
     man = json.loads((tmp_path / "s" / "manifest.json").read_text())
-    assert man["codec"] == "q8" and man["format_version"] == 1 and man["model"] == "sam2"
+    assert man["codec"] == "q16" and man["format_version"] == 1 and man["model"] == "sam2"
