@@ -51,6 +51,17 @@ class FrameLogits:
     scores: np.ndarray | None
 
 
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def _entry(name: str) -> zipfile.ZipInfo:
+    """A zip entry with a fixed timestamp, so the same logits always give the same bytes."""
+    info = zipfile.ZipInfo(name, date_time=_ZIP_EPOCH)
+    info.compress_type = zipfile.ZIP_STORED
+    info.external_attr = 0o644 << 16
+    return info
+
+
 def _canonical(obj) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"))
 
@@ -165,7 +176,7 @@ class VideoWriter:
         if frame_name in self._frames:
             raise StoreError(f"frame {frame_name} written twice", self.partial)
         data = codecs.encode(logits, self.store.codec, self.store.q8_scale)
-        self._zip.writestr(f"frames/{frame_name}.bin", data)
+        self._zip.writestr(_entry(f"frames/{frame_name}.bin"), data)
         rec = {"index": int(frame_index), "obj_ids": [int(o) for o in obj_ids], "shape": list(logits.shape)}
         if scores is not None:
             rec["scores"] = [float(s) for s in np.asarray(list(scores), dtype=np.float32)]
@@ -181,7 +192,7 @@ class VideoWriter:
             raise StoreError(f"video {self.video!r} closed with {len(missing)} frames missing "
                              f"(first: {missing[0]})", self.final, "write every frame before closing")
         index = {"meta": self.meta, "frames": self._frames, "format_version": FORMAT_VERSION}
-        self._zip.writestr("index.json", json.dumps(index, separators=(",", ":")))
+        self._zip.writestr(_entry("index.json"), json.dumps(index, sort_keys=True, separators=(",", ":")))
         self._zip.close()
         self._closed = True
         os.replace(self.partial, self.final)

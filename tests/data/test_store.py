@@ -105,3 +105,16 @@ def test_manifest_written(tmp_path):
     LogitStore.create(tmp_path / "s", MAN)
     man = json.loads((tmp_path / "s" / "manifest.json").read_text())
     assert man["codec"] == "q16" and man["format_version"] == 1 and man["model"] == "sam2"
+
+
+def test_same_logits_same_bytes(tmp_path):
+    import time
+    x = np.random.default_rng(0).normal(size=(2, 16, 16)).astype(np.float32)
+    outs = []
+    for k in range(2):
+        st = LogitStore.create(tmp_path / f"s{k}", MAN)
+        with st.writer("v", meta(1) | {"frame_names": ["00000"]}) as w:
+            w.write(0, "00000", [1, 2], x, scores=[1.0, 2.0])
+        outs.append(st.video_path("v").read_bytes())
+        time.sleep(1.1)
+    assert outs[0] == outs[1]
