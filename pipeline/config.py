@@ -1,0 +1,237 @@
+"""Experiment configs (TOML): parsed and checked completely before any work starts.
+
+An experiment names the data, the members (model, checkpoint, input scales, flip, model knobs), the fusion and
+the run folder. Every problem is collected with the offending key (``member[1].scales[0]``) and reported at
+once, so a typo does not surface after an hour of inference. See ``configs/*.toml`` for examples.
+
+Schema::
+
+    [run]     out (str, required), device ("auto"), launcher ("inline"|"local"|"ray"), workers (int >= 1),
+              address (str, ray), codec ("q16"|"q8"|"f16"|"f32"), zip (str, default <out>/submission.zip)
+    [data]    root (str, required), split (str), objects_from ("auto"|"first_frame"|"appearance"),
+              protocol ("davis"|"mosev2"|"vos-benchmark"|"none"), palette_from_dataset (bool)
+    [[member]] name (str, required, unique), model ("sam2"|"cutie", required), checkpoint (str, required:
+              registry name or path), scales (list of int), flip (bool), optional (bool),
+              sam2: variant (str), mem_scale (float), mem_bias (float), vos_optimized (bool)
+              cutie: size ("small"|"base"), preset ("mose"|"plus"|"generic")
+    [fusion]  mode ("soft"|"majority"), best (str: a `masseg sweep` best config; its weights win),
+              [fusion.members.<name>] weight (float >= 0), scale (float), bias (float)
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from data.errors import MassegError
+
+PROTOCOLS = ("davis", "mosev2", "vos-benchmark", "none")
+CODECS = ("q16", "q8", "f16", "f32")
+
+
+class ConfigError(MassegError):
+    """One or more problems in an experiment config; ``problems`` lists them all."""
+
+    def __init__(self, path, problems: list[str]):
+        self.problems = problems
+        text = f"{len(problems)} problem(s) in the config:\n" + "\n".join(f"  - {p}" for p in problems)
+        super().__init__(text, path, "fix the keys listed above; see configs/*.toml for examples")
+
+
+# key -> (types, required, default, allowed values or None)
+_RUN = {"out": (str, True, None, None), "device": (str, False, "auto", None),
+        "launcher": (str, False, "inline", ("inline", "local", "ray")), "workers": (int, False, 1, None),
+        "address": (str, False, "", None), "codec": (str, False, "q16", CODECS), "zip": (str, False, "", None)}
+_DATA = {"root": (str, True, None, None), "split": (str, False, "", None),
+         "objects_from": (str, False, "auto", ("auto", "first_frame", "appearance")),
+         "protocol": (str, False, "davis", PROTOCOLS), "palette_from_dataset": (bool, False, True, None)}
+_MEMBER_COMMON = {"name": (str, True, None, None), "model": (str, True, None, ("sam2", "cutie")),
+                  "checkpoint": (str, True, None, None), "scales": (list, False, None, None),
+                  "flip": (bool, False, False, None), "optional": (bool, False, False, None)}
+_MEMBER_MODEL = {
+    "sam2": {"variant": (str, False, "sam2.1_hiera_l", None), "mem_scale": ((int, float), False, 20.0, None),
+             "mem_bias": ((int, float), False, -10.0, None), "vos_optimized": (bool, False, False, None)},
+    "cutie": {"size": (str, False, "base", ("small", "base")),
+              "preset": (str, False, "mose", ("mose", "plus", "generic"))},
+}
+_DEFAULT_SCALES = {"sam2": [1024], "cutie": [480]}
+_FUSION = {"mode": (str, False, "soft", ("soft", "majority")), "best": (str, False, "", None),
+           "members": (dict, False, None, None)}
+_FUSION_MEMBER = {"weight": ((int, float), False, 1.0, None), "scale": ((int, float), False, 1.0, None),
+                  "bias": ((int, float), False, 0.0, None)}
+
+
+def _check_table(table: Any, schema: dict, where: str, problems: list[str]) -> dict:
+    if not isinstance(table, dict):
+        problems.append(f"{where}: expected a table")
+        return {}
+    out = {}
+    for key in table:
+        if key not in schema:
+            problems.append(f"{where}.{key}: unknown key (allowed: {', '.join(schema)})")
+    for key, (types, required, default, allowed) in schema.items():
+        out[key] = default  # kept when the value is missing or wrong, so later checks can go on
+        if key not in table:
+            if required:
+                problems.append(f"{where}.{key}: missing (required)")
+            continue
+        value = table[key]
+        if isinstance(value, bool) and types is not bool and bool not in (types if isinstance(types, tuple) else ()):
+            problems.append(f"{where}.{key}: expected {_tname(types)}, got a boolean")
+            continue
+        if not isinstance(value, types):
+            problems.append(f"{where}.{key}: expected {_tname(types)}, got {type(value).__name__} {value!r}")
+            continue
+        if allowed is not None and value not in allowed:
+            problems.append(f"{where}.{key}: {value!r} is not one of {', '.join(map(repr, allowed))}")
+            continue
+        out[key] = float(value) if types == (int, float) else value
+    return out
+
+
+def _tname(types) -> str:
+    types = types if isinstance(types, tuple) else (types,)
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true/false", list: "a list",
+             dict: "a table"}
+    return " or ".join(names.get(t, t.__name__) for t in types)
+
+
+@dataclass
+class Member:
+    """One configured model; expands into one store per (scale, flip)."""
+
+    name: str
+    model: str
+    checkpoint: str
+    scales: list[int]
+    flip: bool
+    optional: bool
+    options: dict = field(default_factory=dict)
+
+    def runs(self) -> list["MemberRun"]:
+        flips = [False, True] if self.flip else [False]
+        return [MemberRun(self, s, f) for s in self.scales for f in flips]
+
+
+@dataclass
+class MemberRun:
+    """One store: a member at one input scale, flipped or not."""
+
+    member: Member
+    scale: int
+    flip: bool
+
+    @property
+    def store_name(self) -> str:
+        return f"{self.member.name}-s{self.scale}{'-flip' if self.flip else ''}"
+
+
+@dataclass
+class Experiment:
+    path: Path
+    raw: dict
+    run: dict
+    data: dict
+    members: list[Member]
+    fusion: dict
+
+    @property
+    def out(self) -> Path:
+        return Path(self.run["out"])
+
+    def member_runs(self) -> list[MemberRun]:
+        return [r for m in self.members for r in m.runs()]
+
+
+def _resolve(base: Path, value: str) -> str:
+    """Relative paths in a config are relative to the working directory if they exist there, else to the config."""
+    if not value or os.path.isabs(value) or Path(value).exists():
+        return value
+    alt = base / value
+    return str(alt) if alt.exists() else value
+
+
+def load_experiment(path: str | os.PathLike, overrides: dict | None = None, check_files: bool = True,
+                    resolve_checkpoint=None) -> Experiment:
+    """Parse and validate. ``resolve_checkpoint(name)`` may check that a checkpoint name or path is known."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise MassegError("config not found", path, "pass an existing TOML file, e.g. configs/mose_masseg.toml") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, [f"not valid TOML: {exc}"]) from None
+    for section, values in (overrides or {}).items():
+        raw.setdefault(section, {}).update(values)
+    problems: list[str] = []
+    for key in raw:
+        if key not in ("run", "data", "member", "fusion"):
+            problems.append(f"{key}: unknown section (allowed: run, data, member, fusion)")
+    run = _check_table(raw.get("run", {}), _RUN, "run", problems)
+    data = _check_table(raw.get("data", {}), _DATA, "data", problems)
+    fusion = _check_table(raw.get("fusion", {}), _FUSION, "fusion", problems)
+    if isinstance(run.get("workers"), int) and run["workers"] < 1:
+        problems.append("run.workers: must be >= 1")
+    base = path.parent
+    if data.get("root"):
+        data["root"] = _resolve(base, data["root"])
+        if check_files and not Path(data["root"]).is_dir():
+            problems.append(f"data.root: folder {data['root']!r} not found")
+    if data.get("split"):
+        data["split"] = _resolve(base, data["split"])
+    members: list[Member] = []
+    raw_members = raw.get("member", [])
+    if not isinstance(raw_members, list) or not raw_members:
+        problems.append("member: at least one [[member]] table is required")
+        raw_members = []
+    seen = set()
+    for i, m in enumerate(raw_members):
+        where = f"member[{i}]"
+        model = m.get("model") if isinstance(m, dict) else None
+        schema = dict(_MEMBER_COMMON, **_MEMBER_MODEL.get(model, {}))
+        vals = _check_table(m, schema, where, problems)
+        name = vals.get("name")
+        if name:
+            if name in seen:
+                problems.append(f"{where}.name: {name!r} used twice")
+            seen.add(name)
+            if not all(c.isalnum() or c in "-_." for c in name):
+                problems.append(f"{where}.name: {name!r} may only hold letters, digits, '-', '_' and '.'")
+        scales = vals.get("scales")
+        if scales is None:
+            scales = list(_DEFAULT_SCALES.get(model, [0]))
+        elif not scales or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in scales):
+            problems.append(f"{where}.scales: expected a non-empty list of positive integers, got {scales!r}")
+        elif model == "sam2" and any(s % 16 for s in scales):
+            problems.append(f"{where}.scales: SAM2 input sizes must be multiples of 16, got {scales!r}")
+        ckpt = vals.get("checkpoint")
+        if ckpt:
+            vals["checkpoint"] = _resolve(base, ckpt)
+            if check_files and resolve_checkpoint is not None:
+                err = resolve_checkpoint(vals["checkpoint"])
+                if err:
+                    problems.append(f"{where}.checkpoint: {err}")
+        if name and model in _MEMBER_MODEL:
+            opts = {k: vals[k] for k in _MEMBER_MODEL[model]}
+            members.append(Member(name, model, vals["checkpoint"] or "", list(scales), vals["flip"],
+                                  vals["optional"], opts))
+    fmembers = fusion.get("members") or {}
+    resolved_fm = {}
+    for name, table in fmembers.items():
+        if name not in seen:
+            problems.append(f"fusion.members.{name}: no member of that name (members: {', '.join(sorted(seen))})")
+        resolved_fm[name] = _check_table(table, _FUSION_MEMBER, f"fusion.members.{name}", problems)
+        if resolved_fm[name].get("weight") is not None and resolved_fm[name]["weight"] < 0:
+            problems.append(f"fusion.members.{name}.weight: must be >= 0")
+    fusion["members"] = resolved_fm
+    if fusion.get("best"):
+        fusion["best"] = _resolve(base, fusion["best"])
+        if check_files and not Path(fusion["best"]).is_file():
+            problems.append(f"fusion.best: file {fusion['best']!r} not found (run `masseg sweep` first or remove it)")
+    if run.get("launcher") == "ray" and not run.get("address"):
+        problems.append("run.address: required with launcher = 'ray' (e.g. 'auto' or 'ray://host:10001')")
+    if problems:
+        raise ConfigError(path, problems)
+    return Experiment(path, raw, run, data, members, fusion)
