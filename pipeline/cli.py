@@ -12,6 +12,7 @@ from data.errors import MassegError
 # name -> "module:attribute" of a click command
 COMMANDS = {
     "split": "pipeline.commands.split:split",
+    "checkpoints": "pipeline.commands.checkpoints:checkpoints",
 }
 
 
