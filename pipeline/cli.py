@@ -12,6 +12,8 @@ from data.errors import MassegError
 # name -> "module:attribute" of a click command
 COMMANDS = {
     "split": "pipeline.commands.split:split",
+    "submit": "pipeline.commands.submit:submit",
+    "validate": "pipeline.commands.submit:validate",
     "checkpoints": "pipeline.commands.checkpoints:checkpoints",
 }
 
