@@ -374,7 +374,7 @@ def iter_frames(src: Source, layout: Layout, expected: Mapping[str, ExpectedVide
             rel = found[stem]
             try:
                 data = src.read(rel)
-            except OSError as exc:
+            except Exception as exc:  # broken link, zip CRC error, encrypted or unsupported zip entry...
                 yield video, stem, None, [Problem("corrupt_png", rel, f"cannot read ({exc})")]
                 continue
             labels, probs = check_png(data, rel, ev)

@@ -53,8 +53,11 @@ class SubmissionWriter:
         return self.out_dir / check_name(video, "video") / f"{check_name(frame_name, 'frame')}.png"
 
     def write(self, video: str, frame_name: str, labels: np.ndarray, palette: bytes | None = None) -> Path:
-        """Write one frame's uint8 (H, W) id map atomically; returns its path."""
+        """Write one frame's (H, W) map of object ids (not channel indices) atomically; returns its path.
+        Any integer array or torch tensor with values 0..255 is accepted."""
         path = self.path(video, frame_name)
+        if hasattr(labels, "detach"):  # a torch tensor, possibly on the GPU (torch is not imported here)
+            labels = labels.detach().cpu().numpy()
         labels = np.asarray(labels)
         if labels.ndim != 2:
             raise LabelFormatError(f"label map must be 2-D (H, W), got shape {labels.shape}", path,

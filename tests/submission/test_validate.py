@@ -251,6 +251,18 @@ def test_zip_entry_name_faults(valid, tmp_path):
                            ("stray_file", "beta/00000.png")}, rep.format()
 
 
+def test_zip_entry_with_bad_crc_is_reported(valid, tmp_path):
+    expected, _, zip_path = valid
+    data = bytearray(zip_path.read_bytes())
+    with zipfile.ZipFile(zip_path) as zf:
+        info = zf.getinfo("gamma/00001.png")
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    data[start + 40] ^= 0xFF  # flip a byte inside the stored PNG: the entry's CRC no longer matches
+    (tmp_path / "crc.zip").write_bytes(bytes(data))
+    rep = validate(tmp_path / "crc.zip", expected)
+    assert _pairs(rep) == {("corrupt_png", "gamma/00001.png")} and "CRC" in rep.problems[0].detail
+
+
 def test_report_format_groups_counts_and_fixes(valid, tmp_path):
     _, rep, _ = _check_both(valid, tmp_path, _all_faults)
     text = rep.format()

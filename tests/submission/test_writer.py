@@ -43,6 +43,14 @@ def test_same_labels_same_bytes(tmp_path):
     assert a == b
 
 
+def test_torch_tensor_labels(tmp_path):
+    torch = pytest.importorskip("torch", reason="torch is an install requirement but absent here")
+    lab = torch.zeros((3, 4), dtype=torch.uint8)
+    lab[1, 2] = 5
+    path = SubmissionWriter(tmp_path).write("v", "00000", lab)
+    assert read_labels(path).tolist() == lab.tolist()
+
+
 @pytest.mark.parametrize("labels, match", [
     (np.zeros((2, 3, 4), np.uint8), "2-D"),
     (np.zeros((4, 4), np.float32), "dtype float32"),
