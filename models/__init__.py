@@ -1,0 +1,1 @@
+"""Model implementations used by the pipeline (re-implemented, checkpoint-compatible)."""

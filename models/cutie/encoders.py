@@ -1,0 +1,128 @@
+"""Image and mask encoders.
+
+The ResNet trunks are torchvision's (built without pretrained weights; the checkpoint supplies them):
+torchvision's layout (conv1/bn1/layerN, Bottleneck stride on the 3x3 conv) is the one the official
+checkpoints use. BatchNorm always runs with running statistics.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+
+from .config import ModelConfig
+from .modules import GroupFeatureFusionBlock, SensoryDeepUpdater
+
+
+def _trunk(name: str) -> nn.Module:
+    builders = {"resnet18": torchvision.models.resnet18, "resnet50": torchvision.models.resnet50}
+    try:
+        return builders[name](weights=None)
+    except KeyError:
+        raise ValueError(f"unsupported ResNet trunk {name!r}") from None
+
+
+class _FrozenBN(nn.Module):
+    """Base for the ResNet-based encoders: BatchNorm stays in eval mode even under .train()."""
+
+    def train(self, mode: bool = True):  # noqa: D401 - torch API
+        super().train(False)
+        return self
+
+
+class PixelEncoder(_FrozenBN):
+    """ResNet stem + layer1..3 (layer1 is called ``res2`` in the checkpoint); returns f16, f8, f4."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        net = _trunk(cfg.pixel_encoder)
+        self.conv1 = net.conv1
+        self.bn1 = net.bn1
+        self.maxpool = net.maxpool
+        self.res2 = net.layer1
+        self.layer2 = net.layer2
+        self.layer3 = net.layer3
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
+        f4 = self.res2(x)
+        f8 = self.layer2(f4)
+        f16 = self.layer3(f8)
+        return f16, f8, f4
+
+
+class KeyProjection(nn.Module):
+    """Memory key, shrinkage (d^2 + 1) and selection (sigmoid) from the stride-16 features."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.pix_feat_proj = nn.Conv2d(cfg.ms_dims[0], cfg.pixel_dim, kernel_size=1)
+        self.key_proj = nn.Conv2d(cfg.pixel_dim, cfg.key_dim, kernel_size=3, padding=1)
+        self.d_proj = nn.Conv2d(cfg.pixel_dim, 1, kernel_size=3, padding=1)
+        self.e_proj = nn.Conv2d(cfg.pixel_dim, cfg.key_dim, kernel_size=3, padding=1)
+
+    def forward(self, f16: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = self.pix_feat_proj(f16)
+        shrinkage = self.d_proj(x) ** 2 + 1
+        selection = torch.sigmoid(self.e_proj(x))
+        return self.key_proj(x), shrinkage, selection
+
+
+class MaskEncoder(_FrozenBN):
+    """Per-object value encoder: ResNet-18 on [image, mask, others] (5 channels) + fusion + deep update.
+
+    Note the official stem order here: conv1 -> bn1 -> maxpool -> relu.
+    Objects are independent except through ``others`` (computed by the caller over all objects),
+    so chunking the object axis only bounds memory.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        net = _trunk("resnet18")
+        self.conv1 = nn.Conv2d(5, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = net.bn1
+        self.maxpool = net.maxpool
+        self.layer1 = net.layer1
+        self.layer2 = net.layer2
+        self.layer3 = net.layer3
+        self.fuser = GroupFeatureFusionBlock(cfg.pixel_dim, cfg.mask_encoder_dim, cfg.value_dim)
+        self.sensory_update = SensoryDeepUpdater(cfg.value_dim, cfg.sensory_dim)
+
+    def _encode_chunk(self, image: torch.Tensor, pix_feat: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        b, k = g.shape[:2]
+        x = image.unsqueeze(1).expand(-1, k, -1, -1, -1)
+        x = torch.cat([x, g], dim=2).flatten(0, 1)
+        x = F.relu(self.maxpool(self.bn1(self.conv1(x))))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return self.fuser(pix_feat, x.view(b, k, *x.shape[1:]))
+
+    def forward(
+        self,
+        image: torch.Tensor,
+        pix_feat: torch.Tensor,
+        sensory: torch.Tensor,
+        masks: torch.Tensor,
+        others: torch.Tensor,
+        *,
+        deep_update: bool = True,
+        chunk_size: int = -1,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """image: normalised (B,3,H,W); masks/others: (B,K,H,W); sensory: (B,K,C,h,w).
+
+        Returns (mask values (B,K,C,h,w), new sensory (B,K,C,h,w)).
+        """
+        k = masks.shape[1]
+        g = torch.stack([masks, others], dim=2)
+        step = k if chunk_size < 1 else chunk_size
+        values, sensories = [], []
+        for i in range(0, k, step):
+            v = self._encode_chunk(image, pix_feat, g[:, i : i + step])
+            values.append(v)
+            if deep_update:
+                sensories.append(self.sensory_update(v, sensory[:, i : i + step]))
+        value = values[0] if len(values) == 1 else torch.cat(values, dim=1)
+        if not deep_update:
+            return value, sensory
+        new_sensory = sensories[0] if len(sensories) == 1 else torch.cat(sensories, dim=1)
+        return value, new_sensory
