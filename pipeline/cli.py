@@ -12,6 +12,7 @@ from data.errors import MassegError
 # name -> "module:attribute" of a click command
 COMMANDS = {
     "split": "pipeline.commands.split:split",
+    "infer": "pipeline.commands.infer:infer",
     "submit": "pipeline.commands.submit:submit",
     "validate": "pipeline.commands.submit:validate",
     "checkpoints": "pipeline.commands.checkpoints:checkpoints",
@@ -39,7 +40,7 @@ def cli():
 def main(argv=None) -> int:
     """Entry point: user-facing errors become one line on stderr and exit status 2, never a traceback."""
     try:
-        cli.main(args=argv, prog_name="masseg", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="masseg", standalone_mode=False)
     except MassegError as exc:
         click.echo(f"error: {exc}", err=True)
         return 2
@@ -51,7 +52,7 @@ def main(argv=None) -> int:
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    return 0
+    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":

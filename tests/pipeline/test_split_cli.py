@@ -21,3 +21,19 @@ def test_split_command_error_exit(tmp_path):
     assert p.returncode == 2
     assert "dataset root not found" in p.stderr and "missing" in p.stderr
     assert not (tmp_path / "x.txt").exists()
+
+
+def test_exit_codes_propagate(monkeypatch):
+    import click
+
+    from pipeline import cli
+
+    @click.command()
+    @click.pass_context
+    def fails(ctx):
+        ctx.exit(3)
+
+    monkeypatch.setitem(cli.COMMANDS, "fails-test", "tests.pipeline.test_split_cli:_FAILS")
+    globals()["_FAILS"] = fails
+    assert cli.main(["fails-test"]) == 3
+    assert cli.main(["--help"]) == 0
