@@ -1,0 +1,245 @@
+"""Fuse member stores into label maps for a split: the work behind ``masseg fuse``.
+
+A run folder holds ``fusion.toml`` (the config used, store paths relative to the folder) and ``labels/``
+(``<video>/<frame>.png``, written one atomic file at a time through ``submission.writer.SubmissionWriter``).
+A rerun with the same config resumes: frames already written are skipped. A rerun with another config is
+refused (its labels would mix two fusions) unless ``overwrite``. Videos run in parallel with joblib; each
+worker decodes and upsamples each member frame once, in float32 on the CPU (exact model rules).
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from data.dataset import VOSDataset
+from data.errors import MassegError, StoreError
+from data.labels import DAVIS_PALETTE
+from data.store import LogitStore
+
+from .config import FusionConfig, load_config
+from .errors import FusionConfigError
+from .members import MemberFrame, MemberVideo
+from .voting import FrameFusion, GroupUse, MemberUse, to_ids
+
+CONFIG_NAME = "fusion.toml"
+
+
+@dataclass
+class VideoJob:
+    """What one video needs: its frames, size, the palette to write with and (optionally) what it may hold."""
+
+    name: str
+    frame_names: list[str]
+    video_hw: tuple[int, int]
+    palette: bytes | None = None
+    expected: object | None = None          # submission.expected.ExpectedVideo when a dataset is known
+
+
+@dataclass
+class VideoResult:
+    video: str
+    frames_written: int
+    frames_skipped: int
+    seconds: float
+    members_used: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        extra = f"; {'; '.join(self.notes)}" if self.notes else ""
+        return (f"{self.video}: {self.frames_written} frames fused, {self.frames_skipped} already done, "
+                f"{self.seconds:.1f} s{extra}")
+
+
+# ---- planning ------------------------------------------------------------------------------------------------
+def open_stores(config: FusionConfig) -> dict[str, LogitStore]:
+    """Open every member with a positive weight (a missing store is an error even for optional members:
+    a wrong path is far likelier than an intentionally absent member)."""
+    return {m.name: LogitStore.open(m.store) for m in config.active()}
+
+
+def plan_videos(config: FusionConfig, dataset: VOSDataset | None = None, videos: Sequence[str] | None = None,
+                stores: dict[str, LogitStore] | None = None) -> list[VideoJob]:
+    """Videos to fuse with their frames and sizes; fails up front, listing every missing (member, video)."""
+    stores = stores if stores is not None else open_stores(config)
+    active = config.active()
+    required = [m for m in active if not m.optional]
+    if videos is None:
+        if dataset is not None:
+            videos = list(dataset.video_names)
+        else:
+            pool = required or active
+            videos = sorted(set().union(*(stores[m.name].videos() for m in pool)))
+    videos = list(videos)
+    if not videos:
+        raise StoreError("no video to fuse: the member stores hold no complete video", active[0].store,
+                         "run inference first, or pass the videos explicitly")
+    missing = [(m.name, v) for m in required for v in videos if not stores[m.name].is_complete(v)]
+    if missing:
+        shown = ", ".join(f"{m}/{v}" for m, v in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise StoreError(f"{len(missing)} (member, video) pairs have no complete logits: {shown}{more}",
+                         config.member(missing[0][0]).store,
+                         "run or finish that member's inference on the split, or mark it optional = true")
+    jobs = []
+    for v in videos:
+        if dataset is not None:
+            from submission.expected import ExpectedVideo, first_given_palette
+            vid = dataset[v]
+            jobs.append(VideoJob(v, list(vid.frame_names), tuple(vid.size), first_given_palette(vid),
+                                 ExpectedVideo.from_video(vid)))
+            continue
+        src = next((m for m in required + active if stores[m.name].is_complete(v)), None)
+        if src is None:
+            raise StoreError(f"no member has video {v!r}", active[0].store, "check the video names")
+        with stores[src.name].reader(v) as r:
+            jobs.append(VideoJob(v, list(r.frame_names), tuple(int(x) for x in r.video_hw), None, None))
+    return jobs
+
+
+# ---- one frame / one video -----------------------------------------------------------------------------------
+def frame_ids(frames: dict[str, MemberFrame]) -> list[int]:
+    """The frame's channel layout: the union of the members' object ids, ascending."""
+    return sorted(set().union(*(f.obj_ids for f in frames.values())))
+
+
+def groups_of(config: FusionConfig) -> tuple[GroupUse, ...]:
+    """The config's groups as :class:`GroupUse` (members in config order; zero weights kept for the group sum)."""
+    return tuple(GroupUse(g, tuple(MemberUse(m.name, m.weight, m.scale, m.bias) for m in ms))
+                 for g, ms in config.groups().items())
+
+
+def frame_fusion(frames: dict[str, MemberFrame], hw: tuple[int, int]) -> tuple[FrameFusion, list[int]]:
+    """A :class:`FrameFusion` over the frame's member logits, and the frame's object ids (channel layout)."""
+    ids = frame_ids(frames)
+
+    def maps(name, scale, bias):
+        f = frames.get(name)
+        return None if f is None else (f.map(ids, scale, bias), f.present(ids))
+
+    return FrameFusion(maps, len(ids) + 1, hw), ids
+
+
+def open_members(config: FusionConfig, job: VideoJob, stores: dict[str, LogitStore] | None = None
+                 ) -> dict[str, MemberVideo]:
+    members = {}
+    for m in config.active():
+        members[m.name] = MemberVideo(m, job.name, job.frame_names, job.video_hw,
+                                      stores.get(m.name) if stores else None)
+    return members
+
+
+def load_frames(members: dict[str, MemberVideo], video: str, frame_name: str) -> dict[str, MemberFrame]:
+    frames = {n: mv.frame(frame_name) for n, mv in members.items() if mv.has(frame_name)}
+    if not frames:
+        raise StoreError(f"no member has frame {video}/{frame_name} (all members that lack it are optional)",
+                         None, "make at least one member required, or complete an optional member's inference")
+    return frames
+
+
+def fuse_video(config: FusionConfig, job: VideoJob, labels_dir: str | os.PathLike, resume: bool = True,
+               threads: int | None = None) -> VideoResult:
+    """Fuse one video into ``labels_dir/<video>/`` (frames already written are skipped when ``resume``)."""
+    from submission.writer import SubmissionWriter
+    if threads:
+        torch.set_num_threads(threads)
+    start = time.perf_counter()
+    writer = SubmissionWriter(labels_dir, palette=job.palette,
+                              expected={job.name: job.expected} if job.expected is not None else None)
+    todo = writer.missing(job.name, job.frame_names) if resume else list(job.frame_names)
+    result = VideoResult(job.name, 0, len(job.frame_names) - len(todo), 0.0)
+    if not todo:
+        result.seconds = time.perf_counter() - start
+        return result
+    members = open_members(config, job)
+    groups = groups_of(config)
+    try:
+        result.members_used = [n for n, mv in members.items() if mv.available]
+        for n, mv in members.items():
+            if not mv.available:
+                result.notes.append(f"optional member {n} has no logits for this video")
+            elif mv.missing_frames:
+                result.notes.append(f"optional member {n} lacks {len(mv.missing_frames)} frames")
+        with torch.inference_mode():
+            for name in todo:
+                frames = load_frames(members, job.name, name)
+                ff, ids = frame_fusion(frames, job.video_hw)
+                writer.write(job.name, name, to_ids(ff.fuse(groups, config.mode), ids))
+                result.frames_written += 1
+    finally:
+        for mv in members.values():
+            mv.close()
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+# ---- a whole run ---------------------------------------------------------------------------------------------
+def _identity(config: FusionConfig) -> tuple:
+    return (config.mode, tuple((m.name, os.path.abspath(m.store), m.weight, m.scale, m.bias, m.group_name,
+                                m.optional) for m in config.members))
+
+
+def prepare_run(config: FusionConfig, run_dir: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Record the config in ``run_dir/fusion.toml``; refuse a folder fused with another config."""
+    run_dir = Path(run_dir)
+    path = run_dir / CONFIG_NAME
+    if path.exists() and not overwrite:
+        old = load_config(path)
+        if _identity(old) != _identity(config):
+            raise FusionConfigError("this run folder was fused with a different config", path,
+                                    "use a new --out folder, or pass --overwrite to refuse the old labels")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config.save(path, comment="written by masseg fuse: the config these labels were fused with")
+    return path
+
+
+def default_jobs() -> int:
+    return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8))
+
+
+def fuse(config: FusionConfig, run_dir: str | os.PathLike, dataset: VOSDataset | None = None,
+         videos: Sequence[str] | None = None, jobs: int = 1, overwrite: bool = False,
+         echo: Callable[[str], None] | None = None) -> list[VideoResult]:
+    """Fuse ``videos`` (default: the dataset split, else every video of the required members) into
+    ``run_dir/labels``. Everything is checked before the first frame is written."""
+    from submission.writer import LABELS_SUBDIR
+    stores = open_stores(config)
+    plan = plan_videos(config, dataset, videos, stores)
+    prepare_run(config, run_dir, overwrite)
+    labels_dir = Path(run_dir) / LABELS_SUBDIR
+    resume = not overwrite
+    jobs = max(1, min(int(jobs), len(plan)))
+    if jobs == 1:
+        results = []
+        for job in plan:
+            r = fuse_video(config, job, labels_dir, resume)
+            results.append(r)
+            if echo:
+                echo(r.line())
+        return results
+    from joblib import Parallel, delayed
+    threads = max(1, torch.get_num_threads() // jobs)
+    results = Parallel(n_jobs=jobs, backend="loky")(
+        delayed(fuse_video)(config, job, labels_dir, resume, threads) for job in plan)
+    if echo:
+        for r in results:
+            echo(r.line())
+    return list(results)
+
+
+def write_zip(run_dir: str | os.PathLike, dataset: VOSDataset, zip_path: str | os.PathLike,
+              palette: str = "dataset"):
+    """Validate the run's labels against the split and write the submission zip (nothing on failure)."""
+    from submission.build import build_submission
+    from submission.expected import expected_from_dataset, palettes_for
+    from submission.writer import LABELS_SUBDIR
+    result = build_submission(Path(run_dir) / LABELS_SUBDIR, expected_from_dataset(dataset), zip_path,
+                              palettes_for(dataset, palette))
+    if not result.ok:
+        raise MassegError(f"the fused labels do not make a valid submission:\n{result.report.format(20)}",
+                          Path(run_dir) / LABELS_SUBDIR, "see the problems listed above")
+    return result

@@ -1,0 +1,125 @@
+"""One member's logits for one video: opened, checked against the video, mapped frame by frame on demand.
+
+A frame's maps are cached per (object ids, scale, bias), and SAM2's video-resolution logits once per frame,
+so a sweep over many output scalings decodes and upsamples each member frame only once.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from data.errors import StoreError
+from data.store import FrameLogits, LogitStore
+
+from . import recipes
+from .config import MemberSpec
+
+
+class MemberVideo:
+    """A member store's view of one video. Raises StoreError (naming store, video and fix) on any mismatch,
+    unless the member is optional, in which case :attr:`available` is False (whole video missing) or
+    :meth:`has` is False for its missing frames."""
+
+    def __init__(self, spec: MemberSpec, video: str, frame_names: Sequence[str], video_hw: Sequence[int],
+                 store: LogitStore | None = None):
+        self.spec = spec
+        self.video = video
+        self.video_hw = (int(video_hw[0]), int(video_hw[1]))
+        self.reader = None
+        self.kind = None
+        self.missing_frames: list[str] = []
+        store = store if store is not None else LogitStore.open(spec.store)
+        if not store.is_complete(video):
+            if spec.optional:
+                self.available = False
+                return
+            raise StoreError(f"member {spec.name!r} has no complete logits for video {video!r}", spec.store,
+                             "run (or finish) inference of this member on the split, or mark it optional = true")
+        self.available = True
+        self.reader = store.reader(video)
+        recipe = self.reader.recipe
+        self.kind = recipes.check_recipe(recipe, self.reader.path)
+        self.recipe = recipe
+        self.hflip = bool(recipe.get("hflip", False))
+        hw = tuple(int(v) for v in self.reader.video_hw)
+        rec_hw = tuple(int(v) for v in recipe["video_hw"])
+        if hw != self.video_hw or rec_hw != self.video_hw:
+            raise StoreError(f"member {spec.name!r} maps video {video!r} to {rec_hw[1]}x{rec_hw[0]} "
+                             f"(index {hw[1]}x{hw[0]}) but the video is {self.video_hw[1]}x{self.video_hw[0]}",
+                             self.reader.path, "re-run this member's inference on the same dataset")
+        have = set(self.reader.frame_names)
+        self.missing_frames = [f for f in frame_names if f not in have]
+        if self.missing_frames and not spec.optional:
+            raise StoreError(f"member {spec.name!r} lacks {len(self.missing_frames)} frame(s) of video {video!r} "
+                             f"(first: {self.missing_frames[0]})", self.reader.path,
+                             "re-run this member's inference on the same frames, or mark it optional = true")
+        self._missing = set(self.missing_frames)
+
+    def has(self, frame_name: str) -> bool:
+        return self.available and frame_name not in self._missing
+
+    def frame(self, frame_name: str) -> "MemberFrame":
+        fl = self.reader.read(frame_name)
+        if not all(0 < int(o) <= 255 for o in fl.obj_ids):
+            raise StoreError(f"member {self.spec.name!r}, {self.video}/{frame_name}: object ids {fl.obj_ids} "
+                             "are outside 1..255", self.reader.path, "label maps hold ids 1..255 only")
+        if len(set(fl.obj_ids)) != len(fl.obj_ids):
+            raise StoreError(f"member {self.spec.name!r}, {self.video}/{frame_name}: repeated object ids "
+                             f"{fl.obj_ids}", self.reader.path, "re-run this member's inference")
+        if fl.logits.size and not np.isfinite(fl.logits).all():
+            raise StoreError(f"member {self.spec.name!r}, {self.video}/{frame_name}: logits hold NaN or inf",
+                             self.reader.path, "the stage must store finite logits for every frame it writes")
+        return MemberFrame(self, fl)
+
+    def close(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
+
+
+class MemberFrame:
+    """One member's logits on one frame; :meth:`map` gives its common-footing map for a channel layout."""
+
+    def __init__(self, member: MemberVideo, fl: FrameLogits):
+        self.member = member
+        self.obj_ids = [int(o) for o in fl.obj_ids]
+        self._native = recipes.as_tensor(fl.logits)
+        self._up: torch.Tensor | None = None
+        self._cache: dict[tuple, torch.Tensor] = {}
+
+    def present(self, ids: Sequence[int]) -> np.ndarray:
+        """(C,) bool: background, then whether this frame has an entry for each of ``ids``."""
+        have = set(self.obj_ids)
+        return np.array([True] + [i in have for i in ids], dtype=bool)
+
+    def _rows(self, ids: Sequence[int]) -> list[int]:
+        channel = {oid: c for c, oid in enumerate(ids, 1)}
+        return [channel[o] for o in self.obj_ids]
+
+    def video_logits(self) -> torch.Tensor:
+        """SAM2 only: (N, H, W) video-resolution logits in store order (cached; mirrored back if hflip)."""
+        if self._up is None:
+            up = recipes.sam2_upsample(self._native, self.member.video_hw)
+            self._up = recipes.hflip(up) if self.member.hflip else up
+        return self._up
+
+    def map(self, ids: Sequence[int], scale: float = 1.0, bias: float = 0.0) -> torch.Tensor:
+        """(C, H, W) float32 map for the channel layout ``[background, *ids]`` under output scaling."""
+        key = (tuple(ids), float(scale), float(bias))
+        out = self._cache.get(key)
+        if out is None:
+            rows = self._rows(ids)
+            n = len(ids) + 1
+            m = self.member
+            if m.kind == recipes.SAM2_KIND:
+                out = recipes.sam2_channels(self.video_logits(), rows, n, scale, bias)
+            else:
+                out = recipes.cutie_channels(self._native, m.recipe, rows, n, scale, bias)
+                if m.hflip:
+                    out = recipes.hflip(out)
+            self._cache[key] = out
+        return out
+
+    def drop_cache(self) -> None:
+        self._cache.clear()
