@@ -16,6 +16,7 @@ COMMANDS = {
     "submit": "pipeline.commands.submit:submit",
     "validate": "pipeline.commands.submit:validate",
     "checkpoints": "pipeline.commands.checkpoints:checkpoints",
+    "launch-infer": "pipeline.commands.launch:launch_infer",
 }
 
 

@@ -1,0 +1,200 @@
+"""The work unit every launcher runs: build a member's segmenter from its spec, run `models.stage` on some videos.
+
+``run_videos`` is what a local worker process, a Ray task and (through ``masseg infer --shard``) a Slurm array task
+execute. It is safe to run concurrently with itself on the same store (different videos) and to rerun after a
+crash: the store only ever shows complete videos, complete ones are skipped, and a killed video's partial file is
+replaced by the next attempt. ``check_store`` is the launchers' final word: every expected video present exactly
+once, complete, and nothing half-written left behind.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from data.dataset import VOSDataset
+from data.errors import MassegError, StoreError
+from data.store import LogitStore
+
+from .spec import check_spec
+
+# one built segmenter per process: Ray reuses worker processes across tasks, so consecutive videos of the same
+# member do not rebuild the model (seconds for SAM2-L, plus GPU memory churn)
+_CACHE: dict[str, object] = {}
+
+
+def build_segmenter(spec: dict, objects_from: str | None = None):
+    """The segmenter a spec describes, with its checkpoint resolved through the registry (cached per process).
+
+    ``objects_from``: the dataset's resolved mode ("auto" resolved against the root), recorded in the manifest
+    exactly as `masseg infer` records it, so either command can resume the other's store."""
+    spec = check_spec(spec)
+    if objects_from is not None:
+        spec = dict(spec, objects_from=objects_from)
+    key = json.dumps(spec, sort_keys=True)
+    seg = _CACHE.get(key)
+    if seg is not None:
+        return seg
+    _CACHE.clear()  # at most one model per process
+    if spec["threads"]:
+        import torch
+        torch.set_num_threads(int(spec["threads"]))
+    if spec["model"] == "sam2":
+        seg = _build_sam2(spec)
+    else:
+        seg = _build_cutie(spec)
+    _CACHE[key] = seg
+    return seg
+
+
+def _build_sam2(spec: dict):
+    from models.sam2 import Sam2Segmenter
+    from pipeline.registry import entry_for, resolve_checkpoint
+
+    opts = spec["options"]
+    path = resolve_checkpoint(spec["checkpoint"])
+    config = opts.get("config")
+    if not config:
+        entry = entry_for(spec["checkpoint"])
+        if entry is None or entry.family != "sam2":
+            raise MassegError(f"cannot tell which SAM2 config fits checkpoint {spec['checkpoint']!r}",
+                              fix="give the config (e.g. --config sam2.1_hiera_l) for a checkpoint outside the registry")
+        config = entry.config
+    return Sam2Segmenter(path, config=config, image_size=spec["scale"], mem_scale=opts.get("mem_scale"),
+                         mem_bias=opts.get("mem_bias"), hflip=spec["flip"], device=spec["device"],
+                         vos_optimized=bool(opts.get("vos_optimized", False)),
+                         objects_from=spec["objects_from"])
+
+
+def _build_cutie(spec: dict):
+    try:
+        from models.cutie.segmenter import CutieSegmenter  # the Cutie stage, when it has landed
+    except ImportError:
+        raise MassegError("the Cutie segmenter stage is not available in this version",
+                          fix="run a sam2 member, or update masseg-pipeline") from None
+    from pipeline.registry import resolve_checkpoint
+
+    opts = spec["options"]
+    return CutieSegmenter(resolve_checkpoint(spec["checkpoint"]), size=opts.get("size"), preset=opts.get("preset"),
+                          scale=spec["scale"], hflip=spec["flip"], device=spec["device"],
+                          objects_from=spec["objects_from"])
+
+
+def open_dataset(root, split, objects_from: str = "auto") -> VOSDataset:
+    return VOSDataset(root, split or None, objects_from=objects_from)
+
+
+@contextlib.contextmanager
+def _store_lock(store_path: Path):
+    """Serialise store creation across workers (they all start at once); a filesystem without locks just races
+    harmlessly, since concurrent creators write identical manifests atomically."""
+    store_path.mkdir(parents=True, exist_ok=True)
+    fd = os.open(store_path / ".create.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def open_store(store_path, segmenter, codec: str) -> LogitStore:
+    store_path = Path(store_path)
+    with _store_lock(store_path):
+        return LogitStore.create(store_path, segmenter.manifest(), codec=codec)
+
+
+def run_videos(member_spec: dict, root, split, videos: Sequence[str], store_path,
+               echo: Callable[[str], None] | None = print, progress: bool | None = False) -> dict:
+    """Run one member over ``videos`` into the store at ``store_path``; returns a JSON-able summary.
+
+    Complete videos are skipped; the first failing video stops the call (its partial file is dropped) and the
+    error propagates, so the caller (a launcher) can retry or report it."""
+    start = time.perf_counter()
+    spec = check_spec(member_spec)
+    from models.stage import run_stage
+
+    dataset = open_dataset(root, split, spec["objects_from"])
+    for v in videos:
+        dataset[v]  # unknown video -> DatasetError naming it, before any model is built
+    store_path = Path(store_path)
+    todo = [v for v in videos if not _complete(store_path, v)]
+    if not todo:
+        return {"done": [], "skipped": list(videos), "seconds": time.perf_counter() - start, "pid": os.getpid()}
+    segmenter = build_segmenter(spec, dataset.objects_from)
+    store = open_store(store_path, segmenter, spec["codec"])
+    result = run_stage(dataset, videos, store, segmenter, progress=progress, echo=echo)
+    return {"done": [s.video for s in result.done], "skipped": list(result.skipped),
+            "seconds": time.perf_counter() - start, "pid": os.getpid()}
+
+
+def _complete(store_path: Path, video: str) -> bool:
+    return (store_path / "videos" / f"{video}.zip").is_file()
+
+
+@dataclass
+class StoreCheck:
+    """What a store holds compared with the videos a run was meant to produce."""
+
+    store: Path
+    expected: list[str]
+    complete: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+    partial: list[str] = field(default_factory=list)   # leftover .partial files (a writer died, nobody retried)
+    bad: list[str] = field(default_factory=list)       # complete files that are unreadable or short of frames
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.partial or self.bad)
+
+    def describe(self) -> str:
+        parts = [f"{len(self.complete)}/{len(self.expected)} videos complete in {self.store}"]
+        for label, items in (("missing", self.missing), ("half-written", self.partial), ("corrupt", self.bad),
+                             ("not in this run", self.extra)):
+            if items:
+                parts.append(f"{label}: {', '.join(items[:8])}{' ...' if len(items) > 8 else ''}")
+        return "; ".join(parts)
+
+
+def check_store(store_path, videos: Sequence[str], frame_counts: dict[str, int] | None = None) -> StoreCheck:
+    """Every video of ``videos`` complete exactly once (one zip each, readable, all frames), no partial files."""
+    store_path = Path(store_path)
+    check = StoreCheck(store_path, list(videos))
+    folder = store_path / "videos"
+    if not (store_path / "manifest.json").is_file() or not folder.is_dir():
+        check.missing = list(videos)
+        return check
+    store = LogitStore.open(store_path)
+    names = os.listdir(folder)
+    present = set(store.videos())
+    expected = set(videos)
+    check.partial = sorted(n for n in names if n.endswith(".partial"))
+    check.missing = [v for v in videos if v not in present]
+    check.extra = sorted(present - expected)
+    for v in videos:
+        if v not in present:
+            continue
+        try:
+            with store.reader(v) as r:
+                n = len(r.frame_names)
+                if frame_counts is not None and n != frame_counts.get(v, n):
+                    raise StoreError(f"{n} frames, dataset has {frame_counts[v]}")
+        except (StoreError, OSError) as exc:
+            check.bad.append(f"{v} ({exc})")
+            continue
+        check.complete.append(v)
+    return check
+
+
+def require_complete(store_path, videos: Sequence[str], frame_counts: dict[str, int] | None = None) -> StoreCheck:
+    check = check_store(store_path, videos, frame_counts)
+    if not check.ok:
+        raise StoreError(f"run incomplete: {check.describe()}", store_path,
+                         "rerun the same command: complete videos are skipped and only the rest is computed")
+    return check

@@ -1,0 +1,209 @@
+"""Launcher plumbing without a model: member specs, GPU discovery, worker streaming/failures, store checks.
+
+The local launcher is driven here with a stand-in worker executable (a shell script that prints what it was given),
+which shows the per-worker GPU assignment, the shard arguments and the failure report without loading a model.
+The real inference path is covered by test_launch.py.
+"""
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from data.labels import write_labels
+from data.store import LogitStore
+from pipeline.launch.local import launch_local, run_workers, visible_gpus
+from pipeline.launch.report import Failure, LaunchError, LaunchReport
+from pipeline.launch.spec import SpecError, check_spec, member_spec, spec_from_json, spec_from_member_run, spec_to_json
+from pipeline.launch.work import check_store
+
+
+# ---- specs -------------------------------------------------------------------------------------------------
+def test_member_spec_defaults_and_json_round_trip():
+    spec = member_spec("sam2", "sam2.1_hiera_tiny", scale=512, flip=True, codec="f32", config="sam2.1_hiera_t",
+                       mem_scale=15.0, mem_bias=None)
+    assert spec == {"model": "sam2", "checkpoint": "sam2.1_hiera_tiny", "scale": 512, "flip": True,
+                    "device": "auto", "codec": "f32", "objects_from": "auto", "threads": None,
+                    "options": {"config": "sam2.1_hiera_t", "mem_scale": 15.0}}
+    assert spec_from_json(spec_to_json(spec)) == spec
+    assert check_spec({"model": "cutie", "checkpoint": "cutie-base-mega"})["codec"] == "q16"
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"model": "xmem", "checkpoint": "a"}, "unknown model 'xmem'"),
+    ({"model": "sam2"}, "needs a checkpoint"),
+    ({"model": "sam2", "checkpoint": "a", "scale": "512"}, "scale must be a positive integer"),
+    ({"model": "sam2", "checkpoint": "a", "codec": "png"}, "unknown codec 'png'"),
+    ({"model": "sam2", "checkpoint": "a", "objects_from": "all"}, "unknown objects_from"),
+    ({"model": "sam2", "checkpoint": "a", "options": {"size": "base"}}, "unknown sam2 options"),
+    ({"model": "sam2", "checkpoint": "a", "gpu": 1}, "unknown member spec keys"),
+    ({"model": "sam2", "checkpoint": "a", "threads": 0}, "threads must be a positive integer"),
+])
+def test_bad_specs_are_refused(bad, message):
+    with pytest.raises(SpecError, match=message):
+        check_spec(bad)
+    with pytest.raises(SpecError, match="not valid JSON"):
+        spec_from_json("{model: sam2}")
+
+
+def test_spec_from_a_configured_member_run(tmp_path):
+    from pipeline.config import load_experiment
+
+    cfg = tmp_path / "exp.toml"
+    cfg.write_text('[run]\nout = "runs/x"\n[data]\nroot = "."\n'
+                   '[[member]]\nname = "s"\nmodel = "sam2"\ncheckpoint = "sam2.1_hiera_tiny"\nscales = [512, 768]\n'
+                   'flip = true\nvariant = "sam2.1_hiera_t"\nmem_scale = 15.0\nmem_bias = -7.0\n')
+    exp = load_experiment(cfg, check_files=False)
+    specs = [spec_from_member_run(r, codec="f16") for r in exp.member_runs()]
+    assert [(s["scale"], s["flip"]) for s in specs] == [(512, False), (512, True), (768, False), (768, True)]
+    assert specs[0]["options"] == {"config": "sam2.1_hiera_t", "mem_scale": 15.0, "mem_bias": -7.0,
+                                   "vos_optimized": False}
+
+
+# ---- GPUs ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("env, expected", [("2,3", ["2", "3"]), ("", []), ("-1", []), ("0,-1,1", ["0"]),
+                                           ("GPU-aaaa, GPU-bbbb", ["GPU-aaaa", "GPU-bbbb"])])
+def test_visible_gpus_follows_cuda_visible_devices(monkeypatch, env, expected):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", env)
+    assert visible_gpus() == expected
+
+
+# ---- worker processes -------------------------------------------------------------------------------------
+def test_run_workers_prefixes_lines_and_reports_exit_codes(tmp_path):
+    py = sys.executable
+    code = ("import sys,os; print('hello from', sys.argv[1]); print('progress\\r50%\\r100%');"
+            "sys.stderr.write('to stderr\\n'); sys.exit(int(sys.argv[2]))")
+    out = tmp_path / "out.txt"
+    with open(out, "w") as fh:
+        results = run_workers([[py, "-c", code, "a", "0"], [py, "-c", code, "b", "3"]],
+                              [dict(os.environ), dict(os.environ)], ["w0", "w1"], out=fh)
+    lines = out.read_text().splitlines()
+    assert "[w0] hello from a" in lines and "[w1] hello from b" in lines
+    assert "[w0] 100%" in lines and "[w1] to stderr" in lines
+    assert [r.returncode for r in results] == [0, 3]
+    assert results[1].tail == ["hello from b", "100%", "to stderr"]
+
+
+def _tiny_dataset(root: Path, frames: dict[str, int]) -> Path:
+    rng = np.random.default_rng(0)
+    for video, n in frames.items():
+        (root / "JPEGImages" / video).mkdir(parents=True)
+        (root / "Annotations" / video).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)).save(
+                root / "JPEGImages" / video / f"{i:05d}.jpg")
+        labels = np.zeros((24, 32), np.uint8)
+        labels[5:15, 5:20] = 1
+        write_labels(root / "Annotations" / video / "00000.png", labels)
+    return root
+
+
+def _fake_python(path: Path, fail_shard: str | None = None) -> str:
+    """Stands in for the worker interpreter: prints its GPU, thread setting and shard; fails on one shard."""
+    fail = f'case "$*" in *"--shard {fail_shard}"*) echo "error: boom on {fail_shard}" >&2; exit 3;; esac\n' \
+        if fail_shard else ""
+    path.write_text('#!/bin/sh\n' + fail +
+                    'shard=$(echo "$*" | sed "s/.*--shard //")\n'
+                    'echo "CVD=${CUDA_VISIBLE_DEVICES-unset} OMP=${OMP_NUM_THREADS-unset} shard=$shard"\n')
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return str(path)
+
+
+def test_local_launcher_assigns_gpus_round_robin_and_reports_failures(tmp_path, capsys):
+    root = _tiny_dataset(tmp_path / "ds", {"a": 4, "b": 3, "c": 2, "d": 1})
+    ckpt = tmp_path / "w.pt"
+    ckpt.write_bytes(b"x")
+    spec = member_spec("sam2", str(ckpt), config="sam2.1_hiera_t")
+    fake = _fake_python(tmp_path / "py", fail_shard="1/3")
+    report = launch_local(spec, root, None, tmp_path / "store", workers=3, gpus=["5", "7"], python=fake)
+    out = capsys.readouterr().out
+    assert "[w0] CVD=5 OMP=unset shard=0/3" in out
+    assert "[w1] error: boom on 1/3" in out
+    assert "[w2] CVD=5 OMP=unset shard=2/3" in out
+    assert not report.ok and len(report.failures) == 1
+    assert report.failures[0].unit == "worker 1 (shard 1/3, GPU 7)" and report.failures[0].reason == "exit status 3"
+    # the stand-in wrote nothing: the completeness check says so
+    assert report.check.missing == ["a", "b", "c", "d"]
+    with pytest.raises(LaunchError) as exc:
+        report.raise_if_failed()
+    msg = str(exc.value)
+    assert "2/3 units succeeded" in msg and "worker 1 (shard 1/3, GPU 7): exit status 3" in msg
+    assert "| error: boom on 1/3" in msg and "missing: a, b, c, d" in msg and "rerun the same command" in msg
+
+
+def test_local_launcher_cpu_workers_split_threads_and_never_exceed_videos(tmp_path, capsys):
+    root = _tiny_dataset(tmp_path / "ds", {"a": 2, "b": 2})
+    ckpt = tmp_path / "w.pt"
+    ckpt.write_bytes(b"x")
+    spec = member_spec("sam2", str(ckpt), device="cpu", config="sam2.1_hiera_t")
+    fake = _fake_python(tmp_path / "py")
+    report = launch_local(spec, root, None, tmp_path / "store", workers=8, gpus=["0"], python=fake)
+    out = capsys.readouterr().out
+    threads = max(1, (os.cpu_count() or 1) // 2)
+    assert report.units == 2  # 8 asked, 2 videos
+    assert f"[w0] CVD=unset OMP={threads} shard=0/2" not in out  # gpus were given explicitly: used
+    assert "[w0] CVD=0 OMP=unset shard=0/2" in out and "[w1] CVD=0 OMP=unset shard=1/2" in out
+    report = launch_local(spec, root, None, tmp_path / "store", workers=2, python=fake)
+    out = capsys.readouterr().out
+    assert f"[w0] CVD=unset OMP={threads} shard=0/2" in out and "on CPU" in out
+
+
+def test_local_launcher_refuses_unknown_videos_and_missing_checkpoints(tmp_path):
+    from data.errors import MassegError
+    from pipeline.registry import CheckpointError
+
+    root = _tiny_dataset(tmp_path / "ds", {"a": 2})
+    with pytest.raises(CheckpointError, match="checkpoint file not found"):
+        launch_local(member_spec("sam2", str(tmp_path / "nope.pt")), root, None, tmp_path / "s", python="false")
+    ckpt = tmp_path / "w.pt"
+    ckpt.write_bytes(b"x")
+    with pytest.raises(MassegError, match="videos not in the dataset: zz"):
+        launch_local(member_spec("sam2", str(ckpt)), root, None, tmp_path / "s", videos=["a", "zz"], python="false")
+
+
+# ---- store checks -----------------------------------------------------------------------------------------
+def _write_video(store: LogitStore, name: str, n: int) -> None:
+    frames = [f"{i:05d}" for i in range(n)]
+    with store.writer(name, {"frame_names": frames, "video_hw": [8, 8],
+                             "recipe": {"kind": "sam2_bilinear", "video_hw": [8, 8], "hflip": False}}) as w:
+        for i, f in enumerate(frames):
+            w.write(i, f, [1], np.zeros((1, 4, 4), np.float32))
+
+
+def test_check_store_finds_missing_extra_partial_and_corrupt_videos(tmp_path):
+    path = tmp_path / "store"
+    assert check_store(path, ["a"]).missing == ["a"]
+    store = LogitStore.create(path, {"model": "test"})
+    for v, n in (("a", 2), ("b", 3), ("x", 1), ("short", 1), ("broken", 2)):
+        _write_video(store, v, n)
+    (path / "videos" / "broken.zip").write_bytes(b"not a zip")
+    (path / "videos" / ".c.zip.partial").write_bytes(b"half")
+    counts = {"a": 2, "b": 3, "c": 4, "short": 2, "broken": 2}
+    check = check_store(path, list(counts), counts)
+    assert check.complete == ["a", "b"]
+    assert check.missing == ["c"] and check.extra == ["x"] and check.partial == [".c.zip.partial"]
+    assert [b.split(" ")[0] for b in check.bad] == ["short", "broken"]
+    assert "1 frames, dataset has 2" in check.bad[0]
+    assert not check.ok
+    (path / "videos" / ".c.zip.partial").unlink()
+    (path / "videos" / "broken.zip").unlink()
+    _write_video(store, "broken", 2)
+    _write_video(store, "c", 4)
+    (path / "videos" / "short.zip").unlink()
+    _write_video(store, "short", 2)
+    check = check_store(path, list(counts), counts)
+    assert check.ok and check.extra == ["x"] and sorted(check.complete) == sorted(counts)
+
+
+def test_report_without_failures_does_not_raise(tmp_path):
+    report = LaunchReport("local", 2, str(tmp_path))
+    report.raise_if_failed()
+    report.failures.append(Failure("video a", "WorkerCrashedError: died"))
+    with pytest.raises(LaunchError, match="video a: WorkerCrashedError: died"):
+        report.raise_if_failed()
