@@ -207,3 +207,27 @@ def test_report_without_failures_does_not_raise(tmp_path):
     report.failures.append(Failure("video a", "WorkerCrashedError: died"))
     with pytest.raises(LaunchError, match="video a: WorkerCrashedError: died"):
         report.raise_if_failed()
+
+
+# ---- the work unit without a model ------------------------------------------------------------------------
+def test_run_videos_skips_complete_videos_without_building_a_model(tmp_path):
+    from pipeline.launch.work import run_videos
+
+    root = _tiny_dataset(tmp_path / "ds", {"a": 2, "b": 3})
+    store = LogitStore.create(tmp_path / "store", {"model": "test"})
+    _write_video(store, "a", 2)
+    _write_video(store, "b", 3)
+    spec = member_spec("sam2", str(tmp_path / "missing.pt"))  # would fail if anything tried to load it
+    out = run_videos(spec, root, None, ["a", "b"], tmp_path / "store", echo=None)
+    assert out["done"] == [] and out["skipped"] == ["a", "b"]
+
+
+def test_run_videos_names_unknown_videos_and_unwired_models(tmp_path):
+    from data.errors import DatasetError, MassegError
+    from pipeline.launch.work import run_videos
+
+    root = _tiny_dataset(tmp_path / "ds", {"a": 2})
+    with pytest.raises(DatasetError, match="zz"):
+        run_videos(member_spec("sam2", "x.pt"), root, None, ["zz"], tmp_path / "store", echo=None)
+    with pytest.raises(MassegError, match="Cutie members cannot be launched yet"):
+        run_videos(member_spec("cutie", "cutie-base-mega"), root, None, ["a"], tmp_path / "store", echo=None)
