@@ -164,7 +164,8 @@ def _kill_once_task(marker_dir: str, victim: str):
 @pytest.fixture(scope="module")
 def ray_session():
     ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'ray>=2.40')")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # a small object store: the tasks exchange only file names and summaries
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=128 * 2**20)
     yield ray
     ray.shutdown()
 
