@@ -20,7 +20,6 @@ import numpy as np
 import pytest
 
 from data.store import LogitStore
-from pipeline.cli import main as cli_main
 from pipeline.launch.spec import member_spec
 from pipeline.launch.work import check_store, run_videos
 from tests.conftest import shared_path

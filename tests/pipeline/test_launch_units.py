@@ -6,7 +6,6 @@ The real inference path is covered by test_launch.py.
 """
 from __future__ import annotations
 
-import json
 import os
 import stat
 import sys
