@@ -69,6 +69,8 @@ def launch_ray(member_spec: dict, root, split, store_path, address: str | None =
         kwargs.setdefault("log_to_driver", True)
         if address and address != "local":
             kwargs["address"] = address
+        else:  # a private single-machine instance: keep its traffic on loopback
+            kwargs.setdefault("_node_ip_address", "127.0.0.1")
         try:
             ray.init(**kwargs)
         except ConnectionError as exc:

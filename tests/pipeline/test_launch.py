@@ -164,7 +164,8 @@ def _kill_once_task(marker_dir: str, victim: str):
 def ray_session():
     ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'ray>=2.40')")
     # a small object store: the tasks exchange only file names and summaries
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=128 * 2**20)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=128 * 2**20,
+             _node_ip_address="127.0.0.1")  # keep all of Ray's traffic on loopback
     yield ray
     ray.shutdown()
 
