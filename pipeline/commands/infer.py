@@ -86,4 +86,4 @@ def infer(model, root, split, out, config, checkpoint, image_size, mem_scale, me
     where = f" (shard {shard})" if shard else ""
     click.echo(f"{model}: {len(videos)} of {len(dataset)} videos{where} -> {out}", err=True)
     result = run_stage(dataset, videos, store, segmenter, progress=progress)
-    click.echo(f"done: {len(result.done)} videos run, {len(result.skipped)} already complete -> {out}")
+    click.echo(f"done: {len(result.done)} run, {len(result.skipped)} already complete -> {out}")
