@@ -75,6 +75,10 @@ def disk_footprint(radius: float) -> Footprint:
         dys.append(row - anchor)
         los.append(cols[0] - anchor)
         his.append(cols[-1] - anchor)
+    if not dys:
+        # radius below ~0.7 px (images under ~90 px diagonal): skimage's disk is all zeros, and cv2.dilate
+        # then behaves as if only the kernel's top-left element were set
+        dys, los, his = [-anchor], [-anchor], [-anchor]
     return Footprint(float(radius), np.array(dys, np.int64), np.array(los, np.int64), np.array(his, np.int64))
 
 

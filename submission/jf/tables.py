@@ -50,7 +50,7 @@ class Result:
         for p in self.protocols:
             for k in GLOBAL_ORDER[p]:
                 rows.append({"protocol": p, "metric": k, "value": self.global_[p][k]})
-        return pd.DataFrame(rows, columns=["protocol", "metric", "value"])
+        return pd.DataFrame(rows, columns=["protocol", "metric", "value"], dtype=object)
 
     def summary(self) -> str:
         n_vid = self.per_video.shape[0]
@@ -105,15 +105,24 @@ def _jsonable(obj):
     return obj
 
 
+_COUNT_PREFIXES = ("n_", "nframes", "first_counted")
+
+
 def to_markdown(df: pd.DataFrame, digits: int = 4) -> str:
-    """A GitHub Markdown table (no tabulate dependency); floats rounded to ``digits``."""
-    def cell(v):
+    """A GitHub Markdown table (no tabulate dependency); scores rounded to ``digits``, counts kept short."""
+    def cell(v, count):
+        if v is None or v is pd.NA:
+            return ""
         if isinstance(v, (float, np.floating)):
-            return "" if math.isnan(v) else f"{v:.{digits}f}"
+            if math.isnan(v):
+                return ""
+            return f"{v:.6g}" if count else f"{v:.{digits}f}"
         return str(v)
+    counts = [str(c).startswith(_COUNT_PREFIXES) for c in df.columns]
     head = "| " + " | ".join(map(str, df.columns)) + " |"
     rule = "|" + "|".join("---" for _ in df.columns) + "|"
-    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    body = ["| " + " | ".join(cell(v, c) for v, c in zip(row, counts)) + " |"
+            for row in df.itertuples(index=False)]
     return "\n".join([head, rule, *body]) + "\n"
 
 
