@@ -1,0 +1,95 @@
+"""Fixtures for the Cutie tests: golden material from ../shared (skipped cleanly when absent),
+recipe weights (sha256-checked), and a small synthetic video for the unit tests."""
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from models.cutie import build_cutie
+from tests.conftest import shared_path
+
+torch.set_num_threads(2)
+
+GOLDEN = ("golden", "cutie")
+
+
+def _load_module(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def golden_dir():
+    return shared_path(*GOLDEN)
+
+
+@pytest.fixture(scope="session")
+def make_weights(golden_dir):
+    return _load_module(golden_dir / "make_weights.py", "cutie_make_weights")
+
+
+@pytest.fixture(scope="session")
+def check_outputs(golden_dir):
+    return _load_module(golden_dir / "check_outputs.py", "cutie_check_outputs")
+
+
+@pytest.fixture(scope="session")
+def variants(golden_dir):
+    return json.loads((golden_dir / "variants.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def keys_json(golden_dir):
+    return {v: json.loads((golden_dir / f"keys_{v}.json").read_text()) for v in ("small", "base")}
+
+
+@pytest.fixture(scope="session")
+def recipe_state_dict(golden_dir, make_weights, variants):
+    """variant -> golden recipe weights, checked against the sha256 the fixture records."""
+    cache = {}
+
+    def get(variant: str):
+        if variant not in cache:
+            sd = make_weights.make_state_dict(str(golden_dir / f"keys_{variant}.json"))
+            expected = {v["model"]: v["weights_sha256"] for v in variants.values()}[variant]
+            assert make_weights.state_dict_sha256(sd) == expected, f"recipe weights for {variant} changed"
+            cache[variant] = sd
+        return cache[variant]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def small_net():
+    """cutie-small with seeded random weights: enough for behavioural tests, no shared material needed."""
+    torch.manual_seed(0)
+    return build_cutie("small")
+
+
+@pytest.fixture(scope="session")
+def make_video():
+    return synthetic_video
+
+
+def synthetic_video(t: int = 6, h: int = 64, w: int = 112, num_objects: int = 2, seed: int = 0):
+    """Textured frames with moving rectangles; returns (frames uint8 (T,H,W,3), labels (T,H,W))."""
+    rs = np.random.RandomState(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = rs.randint(0, 256, (h // 4 + 1, w // 4 + 1, 3)).repeat(4, 0).repeat(4, 1)[:h, :w]
+    frames = np.zeros((t, h, w, 3), np.uint8)
+    labels = np.zeros((t, h, w), np.uint8)
+    for i in range(t):
+        img = np.roll(base, i, axis=1).astype(np.float64)
+        for k in range(num_objects):
+            y0, x0 = 6 + 12 * k, 8 + 22 * k + 3 * i
+            box = (yy >= y0) & (yy < y0 + 18) & (xx >= x0) & (xx < x0 + 20)
+            img[box] = (60 * k + 40, 200 - 50 * k, 120)
+            labels[i][box] = k + 1
+        frames[i] = np.clip(img + rs.randint(-10, 10, img.shape), 0, 255).astype(np.uint8)
+    return frames, labels
