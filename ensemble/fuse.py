@@ -24,6 +24,7 @@ from data.store import LogitStore
 from .config import FusionConfig, load_config
 from .errors import FusionConfigError
 from .members import MemberFrame, MemberVideo
+from .ops import torch_threads
 from .voting import FrameFusion, GroupUse, MemberUse, to_ids
 
 CONFIG_NAME = "fusion.toml"
@@ -142,11 +143,14 @@ def load_frames(members: dict[str, MemberVideo], video: str, frame_name: str) ->
 
 
 def fuse_video(config: FusionConfig, job: VideoJob, labels_dir: str | os.PathLike, resume: bool = True,
-               threads: int | None = None) -> VideoResult:
+               threads: int = 1) -> VideoResult:
     """Fuse one video into ``labels_dir/<video>/`` (frames already written are skipped when ``resume``)."""
+    with torch_threads(threads):
+        return _fuse_video(config, job, labels_dir, resume)
+
+
+def _fuse_video(config: FusionConfig, job: VideoJob, labels_dir, resume: bool) -> VideoResult:
     from submission.writer import SubmissionWriter
-    if threads:
-        torch.set_num_threads(threads)
     start = time.perf_counter()
     writer = SubmissionWriter(labels_dir, palette=job.palette,
                               expected={job.name: job.expected} if job.expected is not None else None)
@@ -222,9 +226,8 @@ def fuse(config: FusionConfig, run_dir: str | os.PathLike, dataset: VOSDataset |
                 echo(r.line())
         return results
     from joblib import Parallel, delayed
-    threads = max(1, torch.get_num_threads() // jobs)
     results = Parallel(n_jobs=jobs, backend="loky")(
-        delayed(fuse_video)(config, job, labels_dir, resume, threads) for job in plan)
+        delayed(fuse_video)(config, job, labels_dir, resume) for job in plan)
     if echo:
         for r in results:
             echo(r.line())

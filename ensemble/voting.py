@@ -8,8 +8,10 @@ has an entry for that object on this frame.
   for an object (not tracked, or not yet appeared for it) abstains on it instead of voting it down; where no
   member has it, it stays 0. Then ``argmax`` (first maximum: ties go to the background, then the lower id).
 * Majority voting: every group's label map (argmax of its own map) votes with the group's weight; the label
-  with the largest total wins (plurality). Ties (totals equal up to 1e-9 of the total weight) go to the label
-  voted by the heaviest group among the tied ones; equal weights: the group listed first in the config.
+  with the largest total wins (plurality). Ties (totals equal up to 1e-9 of the total weight, e.g. three
+  equal-weight groups voting three different labels) go to the tied label with the largest soft-voting
+  probability, so a tie is decided by the members' confidence and not by the order they are listed in; an
+  exact tie of that too goes to the lower channel (background, then the lower id).
 * Groups: members of one group (scales or flips of one model) are first merged by soft voting with their own
   weights; the group's weight is the sum of its members' configured weights. Soft voting over groups is then
   the plain weighted mean over all members; majority voting gives each group one vote.
@@ -63,10 +65,12 @@ def soft_merge(votes: Sequence[Vote]) -> Vote:
     return Vote(total, out, present.any(0))
 
 
-def majority(labels: Sequence[torch.Tensor], weights: Sequence[float], n_channels: int) -> torch.Tensor:
+def majority(labels: Sequence[torch.Tensor], weights: Sequence[float], n_channels: int,
+             soft: torch.Tensor | None = None) -> torch.Tensor:
     """Weighted plurality of channel-index maps of one shape; ties as in the module docstring.
 
-    ``labels[i]`` is group i's channel-index map (uint8), ``weights[i]`` its weight (> 0), in config order.
+    ``labels[i]`` is group i's channel-index map (uint8), ``weights[i]`` its weight (> 0). ``soft`` is the
+    soft-voting map (C, ...) used to break ties (without it, ties go to the lower channel).
     """
     if len(labels) == 1:
         return labels[0]
@@ -75,17 +79,11 @@ def majority(labels: Sequence[torch.Tensor], weights: Sequence[float], n_channel
     for lab, w in zip(labels, weights):
         score.scatter_add_(0, lab.long()[None], torch.full((1,) + shape, float(w), dtype=torch.float64))
     best = torch.amax(score, dim=0) - TIE_RTOL * float(sum(weights))
-    order = sorted(range(len(labels)), key=lambda i: (-weights[i], i))
-    out = labels[order[0]].clone()
-    decided = torch.gather(score, 0, out.long()[None])[0] >= best
-    for i in order[1:]:
-        if bool(decided.all()):
-            break
-        cand = labels[i]
-        ok = (torch.gather(score, 0, cand.long()[None])[0] >= best) & ~decided
-        out[ok] = cand[ok]
-        decided |= ok
-    return out
+    tied = score >= best
+    if soft is None:
+        return first_argmax(tied.to(torch.uint8))
+    # among the tied labels, the most probable under soft voting (probabilities are >= 0, so -1 masks out)
+    return first_argmax(torch.where(tied, soft, torch.full_like(soft, -1.0)))
 
 
 @dataclass
@@ -108,7 +106,11 @@ def fuse_channels(groups: Sequence[GroupVotes], mode: str) -> torch.Tensor:
         return first_argmax(soft_merge([Vote(w, v.map, v.present) for w, v in merged]).map)
     if mode == "majority":
         n_channels = merged[0][1].map.shape[0]
-        return majority([first_argmax(v.map) for _, v in merged], [w for w, _ in merged], n_channels)
+        labels = [first_argmax(v.map) for _, v in merged]
+        if len(merged) == 1:
+            return labels[0]
+        soft = soft_merge([Vote(w, v.map, v.present) for w, v in merged]).map
+        return majority(labels, [w for w, _ in merged], n_channels, soft)
     raise ValueError(f"unknown fusion mode {mode!r}")
 
 

@@ -1,0 +1,244 @@
+"""Compare fusion settings on a split with ground truth, in one pass: the work behind ``masseg sweep``.
+
+Per video (videos in parallel with joblib) and per scored GT frame: the GT is decoded once, every member frame
+is decoded and upsampled once (its maps are cached per output scaling), every setting is fused -- only on the
+pixels where members disagree -- and all settings are scored together by :class:`MultiScorer`, which agrees
+exactly with the project evaluator's ``FrameScorer``. The per-(object, frame) numbers of each setting then go
+through the evaluator's own tables (``submission.jf.tables.build_result``): object selection, protocols and
+averaging are exactly those of ``submission.jf.evaluate``, so a setting's J&F here is the J&F that
+``masseg fuse`` + evaluation of its PNGs would report.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from data.dataset import VOSDataset
+from data.errors import DatasetError
+
+from .config import FusionConfig
+from .fuse import VideoJob, frame_fusion, load_frames, open_members, open_stores, plan_videos
+from .grid import Setting
+from .multiscore import MultiScorer
+from .ops import torch_threads
+from .voting import to_ids
+
+VOID_ID = 255
+# per (object, scored frame): the evaluator's column order (submission.jf.evaluate._COLS)
+COLS = ("gt_area", "pred_area", "inter", "F", "F_mose", "Fdot")
+DEFAULT_ROW = np.array([0, 0, 0, 1.0, 1.0, 1.0])
+
+
+@dataclass
+class VideoSweep:
+    """One video's scores under every setting, as the evaluator's ``VideoScores`` (one per setting)."""
+
+    video: str
+    scores: list          # list[submission.jf.evaluate.VideoScores], aligned with the settings
+    seconds: float
+    frames: int
+    unique_fraction: float  # fraction of (frame, setting) label maps that were not a repeat
+
+
+def _gt_objects(g0: np.ndarray, protocols, mose_ids, where) -> tuple[list[int], list[int], set[int]]:
+    """(davis ids, mose ids, first-frame ids): as the evaluator picks them from the first GT frame."""
+    from submission.jf.errors import EvaluationError
+    present = {int(o) for o in np.flatnonzero(np.bincount(g0.ravel(), minlength=256)) if o != 0}
+    davis_ids = []
+    if "davis" in protocols:
+        n = max([o for o in present if o != VOID_ID], default=0)
+        if n == 0:
+            raise EvaluationError("first-frame ground truth holds no object", where)
+        davis_ids = list(range(1, n + 1))
+    if "mosev2" in protocols:
+        if mose_ids is None:
+            mose_ids = sorted(o for o in present if o != VOID_ID)
+    else:
+        mose_ids = []
+    return davis_ids, list(mose_ids), present
+
+
+def sweep_video(config: FusionConfig, settings: Sequence[Setting], job: VideoJob, dataset: VOSDataset,
+                protocols: tuple[str, ...], mose_ids: list[int] | None = None, threads: int = 1) -> VideoSweep:
+    """Score every setting on one video's scored GT frames (all annotated frames but the first and last)."""
+    with torch_threads(threads):
+        return _sweep_video(config, settings, job, dataset, protocols, mose_ids)
+
+
+def _sweep_video(config, settings, job, dataset, protocols, mose_ids) -> VideoSweep:
+    from submission.jf.evaluate import VideoScores
+    start = time.perf_counter()
+    video = dataset[job.name]
+    gt_frames = list(video.annotation_names)
+    if len(gt_frames) < 3:
+        raise DatasetError(f"video {job.name!r} has {len(gt_frames)} annotated frame(s); the first and last are "
+                           "never scored, so a sweep needs ground truth on at least 3 frames", video.ann_dir,
+                           "sweep on a split with full ground truth (carve one from train with masseg split)")
+    g0 = video.annotation(gt_frames[0])
+    davis_ids, mose_ids, gt0_ids = _gt_objects(g0, protocols, mose_ids, video.annotation_path(gt_frames[0]))
+    fixed = sorted(set(davis_ids) | set(mose_ids))
+    groups = [s.groups(config) for s in settings]
+    S, n = len(settings), len(gt_frames) - 2
+    values = [dict() for _ in range(S)]
+    gt_seen = [set() for _ in range(S)]
+    pred_first = [dict() for _ in range(S)]
+    scorer = MultiScorer(job.video_hw, davis_f=("davis" in protocols or "vos-benchmark" in protocols),
+                         mose_f=("mosev2" in protocols))
+    members = open_members(config, job)
+    unique = 0
+    try:
+        with torch.inference_mode():
+            for t in range(1, len(gt_frames) - 1):
+                name = gt_frames[t]
+                gt = video.annotation(name)
+                frames = load_frames(members, job.name, name)
+                ff, ids = frame_fusion(frames, job.video_hw)
+                chans = [ff.fuse(g, s.mode) for g, s in zip(groups, settings)]
+                differ = torch.zeros(job.video_hw, dtype=torch.bool)
+                for c in chans[1:]:
+                    differ |= c != chans[0]
+                var_idx = torch.nonzero(differ.view(-1)).view(-1)
+                base = to_ids(chans[0], ids)
+                var = np.stack([to_ids(c.view(-1)[var_idx], ids) for c in chans]) if S else np.zeros((0, 0))
+                # identical label maps are scored once
+                keys = [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in var]
+                first_of: dict[bytes, int] = {}
+                for s, k in enumerate(keys):
+                    first_of.setdefault(k, s)
+                uniq = sorted(set(first_of.values()))
+                unique += len(uniq)
+                score_ids = sorted(set(fixed) | set(ids) | {int(o) for o in np.unique(gt) if o not in (0, VOID_ID)})
+                scored = scorer.score(gt, base, var_idx.numpy(), var[uniq], score_ids)
+                by_key = {keys[s]: sc for s, sc in zip(uniq, scored)}
+                for s in range(S):
+                    sc = by_key[keys[s]]
+                    rows = np.column_stack([sc.gt_area, sc.pred_area, sc.inter, sc.F, sc.F_mose, sc.Fdot])
+                    for k, o in enumerate(sc.ids.tolist()):
+                        ga, pa = rows[k, 0], rows[k, 1]
+                        if ga == 0 and pa == 0:
+                            continue
+                        if ga:
+                            gt_seen[s].add(o)
+                        if pa:
+                            pred_first[s].setdefault(o, t)
+                        arr = values[s].get(o)
+                        if arr is None:
+                            arr = values[s][o] = np.tile(DEFAULT_ROW, (n, 1))
+                        arr[t - 1] = rows[k]
+                for o in fixed:
+                    for s in range(S):
+                        values[s].setdefault(o, np.tile(DEFAULT_ROW, (n, 1)))
+    finally:
+        for mv in members.values():
+            mv.close()
+    names = gt_frames[1:-1]
+    frame_index = np.arange(1, len(gt_frames) - 1)     # index among the GT frames, as the evaluator reports it
+    scores = [VideoScores(job.name, names, frame_index, job.video_hw, davis_ids, mose_ids, values[s], gt_seen[s],
+                          pred_first[s], gt0_ids) for s in range(S)]
+    return VideoSweep(job.name, scores, time.perf_counter() - start, n, unique / max(1, n * S))
+
+
+def tie_key(s: Setting) -> float:
+    """Among settings with the same score, prefer the least committal one: weights closest to equal, output
+    scaling closest to the models' own (so a tie never hands the win to an arbitrary grid corner)."""
+    w = np.asarray(s.weights, np.float64)
+    w = w / w.sum()
+    spread = float(((w - 1.0 / w.size) ** 2).sum())
+    scaling = float(sum(abs(np.log(x)) for x in s.scales) + sum(abs(b) for b in s.biases))
+    return spread + scaling
+
+
+@dataclass
+class SweepResult:
+    """The ranked settings and everything needed to write the report."""
+
+    config: FusionConfig
+    settings: list[Setting]
+    protocol: str
+    table: pd.DataFrame            # one row per setting, ranked (best first)
+    per_video: pd.DataFrame        # setting x video headline J&F
+    results: list = field(repr=False, default_factory=list)   # submission.jf.tables.Result per setting
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def best(self) -> Setting:
+        return self.settings[int(self.table.iloc[0]["setting"])]
+
+    def best_config(self) -> FusionConfig:
+        return self.best.config(self.config)
+
+
+def sweep(config: FusionConfig, settings: Sequence[Setting], dataset: VOSDataset, protocol: str = "davis",
+          videos: Sequence[str] | None = None, jobs: int = 1, meta=None,
+          echo: Callable[[str], None] | None = None) -> SweepResult:
+    """Evaluate ``settings`` (fusions of ``config``'s members) on ``dataset`` (which must have GT)."""
+    from submission.jf.frames import load_meta
+    from submission.jf.protocols import normalize_protocols
+    from submission.jf.tables import HEADLINE, build_result
+    start = time.perf_counter()
+    protocols = normalize_protocols(protocol)
+    primary = protocols[0]
+    settings = list(settings)
+    if not settings:
+        raise ValueError("no setting to evaluate")
+    # members used by any setting take part (a member with weight 0 everywhere is never opened)
+    used = {config.names[i] for s in settings for i, w in enumerate(s.weights) if w > 0}
+    union = config.with_settings(weights={m.name: (1.0 if m.name in used else 0.0) for m in config.members})
+    stores = open_stores(union)
+    plan = plan_videos(union, dataset, videos, stores)
+    meta_videos, meta_path = load_meta(meta)
+
+    def mose_ids_of(v):
+        if "mosev2" not in protocols or meta_videos is None:
+            return None
+        entry = meta_videos.get(v)
+        if entry is None:
+            from submission.jf.errors import EvaluationError
+            raise EvaluationError(f"video {v!r} is not in meta.json", meta_path)
+        return sorted(int(o) for o in entry.get("objects", []))
+
+    for job in plan:
+        mose_ids_of(job.name)
+    jobs = max(1, min(int(jobs), len(plan)))
+    if jobs == 1:
+        done = [sweep_video(union, settings, job, dataset, protocols, mose_ids_of(job.name)) for job in plan]
+    else:
+        from joblib import Parallel, delayed
+        done = Parallel(n_jobs=jobs, backend="loky")(
+            delayed(sweep_video)(union, settings, job, dataset, protocols, mose_ids_of(job.name))
+            for job in plan)
+    if echo:
+        for d in done:
+            echo(f"{d.video}: {d.frames} frames x {len(settings)} settings in {d.seconds:.1f} s "
+                 f"({100 * d.unique_fraction:.0f}% distinct label maps)")
+
+    rows, per_video, results = [], [], []
+    for i, s in enumerate(settings):
+        res = build_result([d.scores[i] for d in done], protocols, False)
+        results.append(res)
+        row = {"setting": i, **s.columns(config.names), "label": s.describe(config.names)}
+        for p in protocols:
+            for k, v in res.global_[p].items():
+                row[f"{p}:{k}"] = v
+        row["score"] = res.headline(primary)
+        rows.append(row)
+        col = {"davis": "JF_davis", "mosev2": "JFdot_mose", "vos-benchmark": "JF_vosb"}[primary]
+        for _, r in res.per_video.iterrows():
+            per_video.append({"setting": i, "video": r["video"], "score": r.get(col, np.nan)})
+    table = pd.DataFrame(rows)
+    table["_tie"] = [tie_key(s) for s in settings]
+    table = (table.sort_values(["score", "_tie", "setting"], ascending=[False, True, True], kind="mergesort")
+             .drop(columns="_tie").reset_index(drop=True))
+    table.insert(0, "rank", np.arange(1, len(table) + 1))
+    notes = [f"ranked by {primary} {HEADLINE[primary]}"]
+    return SweepResult(config, settings, primary, table, pd.DataFrame(per_video), results,
+                       time.perf_counter() - start, notes)
