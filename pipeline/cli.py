@@ -12,6 +12,8 @@ from data.errors import MassegError
 # name -> "module:attribute" of a click command
 COMMANDS = {
     "split": "pipeline.commands.split:split",
+    "fuse": "pipeline.commands.fuse:fuse",
+    "sweep": "pipeline.commands.sweep:sweep",
     "infer": "pipeline.commands.infer:infer",
     "submit": "pipeline.commands.submit:submit",
     "validate": "pipeline.commands.submit:validate",
