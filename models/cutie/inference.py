@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from .config import CutieSettings
 from .memory import MemoryManager
 from .network import CutieNetwork
-from .recipe import LOGIT_STRIDE, make_recipe, pad_to_multiple, soft_aggregate, unpad
+from .recipe import LOGIT_STRIDE, make_recipe, pad_amounts, pad_to_multiple, soft_aggregate, unpad
 
 
 @dataclass
@@ -63,6 +63,16 @@ def internal_size(h: int, w: int, max_internal_size: int) -> tuple[int, int] | N
         return None
     short = min(h, w)
     return int(h / short * max_internal_size), int(w / short * max_internal_size)
+
+
+def frame_recipe(in_hw: tuple[int, int], settings: CutieSettings, source: str) -> dict:
+    """Recipe of a frame of size ``in_hw`` given to ``step``: internal resize, padding, resize back."""
+    in_hw = (int(in_hw[0]), int(in_hw[1]))
+    internal = internal_size(*in_hw, settings.max_internal_size) or in_hw
+    pad = pad_amounts(*internal)
+    padded = (internal[0] + pad[2] + pad[3], internal[1] + pad[0] + pad[1])
+    return make_recipe(padded_hw=padded, pad=pad, resize_hw=[list(in_hw)] if internal != in_hw else [],
+                       flip_aug=settings.flip_aug, source=source)
 
 
 class InferenceCore:
@@ -152,13 +162,10 @@ class InferenceCore:
                 self._add_memory(normed, pix_feat, key, shrinkage, selection, force_permanent)
 
         out = unpad(prob, pad).float()
-        resize_hw = []
         if new_hw is not None:
             out = F.interpolate(out[None], size=in_hw, mode="bilinear", align_corners=False)[0]
-            resize_hw.append(list(in_hw))
         source = "network" if mask is None else ("network+mask" if need_segment else "mask")
-        recipe = make_recipe(padded_hw=image.shape[-2:], pad=pad, resize_hw=resize_hw,
-                             flip_aug=self.settings.flip_aug, source=source)
+        recipe = frame_recipe(in_hw, self.settings, source)
         return StepResult(prob=out, logits=self._full_logits(logits, num_predicted, image.shape[-2:]),
                           obj_ids=list(self.obj_ids), recipe=recipe, source=source, is_memory_frame=memorised)
 

@@ -26,9 +26,9 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode
 
 from .config import CutieSettings
-from .inference import InferenceCore, internal_size
+from .inference import InferenceCore, frame_recipe
 from .network import CutieNetwork
-from .recipe import LOGIT_STRIDE, make_recipe, pad_amounts, with_resize
+from .recipe import LOGIT_STRIDE, with_resize
 
 
 class PromptError(ValueError):
@@ -134,16 +134,10 @@ class CutieRunner:
 
     def _empty_frame(self, index: int, hw: tuple[int, int], net_hw: tuple[int, int]) -> CutieFrame:
         """A frame before any object is given: background only, no network run (as the official eval)."""
-        internal = internal_size(*net_hw, self.settings.max_internal_size) or net_hw
-        pad = pad_amounts(*internal)
-        padded = (internal[0] + pad[2] + pad[3], internal[1] + pad[0] + pad[1])
-        resize = [list(net_hw)] if tuple(internal) != tuple(net_hw) else []
-        if tuple(net_hw) != tuple(hw):
-            resize.append(list(hw))
-        recipe = make_recipe(padded_hw=padded, pad=pad, resize_hw=resize, flip_aug=self.settings.flip_aug,
-                             source="none")
+        recipe = with_resize(frame_recipe(net_hw, self.settings, source="none"), hw)
+        hp, wp = recipe["padded_hw"]
         b = (2,) if self.settings.flip_aug else ()
-        logits = np.zeros((*b, 0, padded[0] // LOGIT_STRIDE, padded[1] // LOGIT_STRIDE), np.float32)
+        logits = np.zeros((*b, 0, hp // LOGIT_STRIDE, wp // LOGIT_STRIDE), np.float32)
         return CutieFrame(index=index, obj_ids=[], logits=logits, recipe=recipe,
                           prob=np.ones((1, *hw), np.float32), labels=np.zeros(hw, np.uint8))
 
@@ -169,6 +163,8 @@ class CutieRunner:
             elif hw != video_hw:
                 raise ValueError(f"frame {index} has size {hw}, the video started with {video_hw}")
             resize = _needs_loader_resize(*hw, size)
+            if not frame.flags.writeable:  # e.g. np.asarray(PIL image); torch wants writable memory
+                frame = frame.copy()
             image = torch.from_numpy(frame).to(self.device).permute(2, 0, 1).float() / 255
             if resize:
                 image = loader_resize(image, size)

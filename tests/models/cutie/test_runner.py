@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from models.cutie import (
-    CutieSettings, InferenceCore, PromptError, Prompts, UndeclaredObjectError, iter_video, preset, run_video,
-    stride4_logits_to_prob,
+    CutieSettings, InferenceCore, PromptError, Prompts, UndeclaredObjectError, exact_numerics, iter_video,
+    pick_device, preset, run_video, stride4_logits_to_prob,
 )
 from models.cutie.runner import loader_resize, loader_resize_mask
 
@@ -61,6 +61,7 @@ def test_lazy_frames_later_start_and_sink(small_net, make_video):
     out.extend(stream)
     assert [f.index for f in out] == [0, 1, 2, 3, 4]
     assert out[0].obj_ids == [] and out[0].prob.shape == (1, 64, 112) and (out[0].labels == 0).all()
+    assert out[0].logits.shape == (0, 16, 28) and {**out[0].recipe, "source": "network"} == out[2].recipe
     assert out[1].is_prompt and out[1].obj_ids == [1]
     assert out[3].obj_ids == [1, 2] and out[3].recipe["source"] == "network+mask"
     assert out[4].obj_ids == [1, 2] and out[4].labels.dtype == np.uint8
@@ -102,6 +103,19 @@ def test_mask_resize_is_nearest_and_keeps_ids():
     mask[10:50, 20:90] = 300  # id beyond uint8
     small = loader_resize_mask(mask, 48)
     assert small.shape == (48, 80) and set(np.unique(small)) == {0, 300}
+
+
+def test_device_helpers():
+    assert pick_device("cpu") == torch.device("cpu")
+    assert pick_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        with exact_numerics():
+            assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def test_bad_frames_rejected(small_net, make_video):
