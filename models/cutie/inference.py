@@ -185,7 +185,7 @@ class InferenceCore:
     def _segment(self, key, selection, pix_feat, f8, f4, update_sensory):
         """Read memory and decode -> (probabilities (K+1, Hp, Wp), logits (B, K, h4, w4))."""
         if not self.memory.engaged:  # objects known but never memorised: nothing to read
-            b, _, h, w = key.shape
+            h, w = key.shape[-2:]
             prob = torch.zeros((len(self.obj_ids) + 1, h * 16, w * 16), device=key.device)
             prob[0] = 1
             return prob, None

@@ -16,9 +16,12 @@ Recipe dict (all lists are plain ints; ``json.dumps`` works on it)::
       "video_hw": [H, W],            # final size (= last resize_hw entry, or internal_hw if none)
       "hflip": false,                # logits came from the horizontally mirrored frame: mirror back
       "flip_aug": false,             # logits are (2, N, h4, w4): [0] plain, [1] mirrored; average
-      "source": "network",           # "network", "mask" (given annotation, logits are NaN),
-                                     # or "network+mask" (new objects given on a frame with predictions)
+      "source": "network",           # "network"; "mask" (given annotation, logits are NaN);
+                                     # "network+mask" (new objects given on a frame with predictions:
+                                     # their logit rows are NaN); "none" (no object given yet, N = 0)
     }
+
+For one video and one settings object every field except ``source`` is the same on all frames.
 
 The function (``stride4_logits_to_prob``), for logits L of shape (N, h4, w4), N >= 0:
 

@@ -14,6 +14,7 @@ from typing import Mapping
 import torch
 
 from .config import ModelConfig, model_config
+from .device import pick_device
 from .network import CutieNetwork
 
 TRAINING_ONLY_PREFIXES = ("aux_computer.",)
@@ -95,10 +96,9 @@ def load_weights(network: CutieNetwork, weights: str | os.PathLike | Mapping, *,
 
 def build_cutie(variant: str | ModelConfig = "small", weights: str | os.PathLike | Mapping | None = None,
                 device: str | torch.device | None = None) -> CutieNetwork:
-    """Construct cutie-small/base in eval mode, optionally load weights, move to ``device``."""
+    """Construct cutie-small/base in eval mode, optionally load weights, move to ``device``
+    (default: CUDA when available, else CPU)."""
     network = CutieNetwork(model_config(variant))
     if weights is not None:
         load_weights(network, weights)
-    if device is not None:
-        network.to(device)
-    return network.eval()
+    return network.to(pick_device(device)).eval()

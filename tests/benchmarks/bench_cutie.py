@@ -67,7 +67,7 @@ def worker(spec: dict) -> dict:
 
     torch.set_num_threads(spec["threads"])
     import_rss = _peak_rss_mb()  # torch alone takes a large share
-    net = build_cutie(spec["model"], spec["weights"])
+    net = build_cutie(spec["model"], spec["weights"], device="cpu")
     frames, mask = _video(spec["frames"])
     build_rss = _peak_rss_mb()
     times, cpus = [], []

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from models.cutie import build_cutie
+from models.cutie import build_cutie, disable_tf32
 from tests.conftest import shared_path
 
 torch.set_num_threads(2)
+disable_tf32()  # the tests compare numbers; TF32 would only matter on a GPU
 
 GOLDEN = ("golden", "cutie")
 
@@ -69,7 +70,7 @@ def recipe_state_dict(golden_dir, make_weights, variants):
 def small_net():
     """cutie-small with seeded random weights: enough for behavioural tests, no shared material needed."""
     torch.manual_seed(0)
-    return build_cutie("small")
+    return build_cutie("small", device="cpu")
 
 
 @pytest.fixture(scope="session")
