@@ -217,7 +217,3 @@ class QueryTransformer(nn.Module):
             if i + 1 < len(self.blocks):
                 attn_mask = self._attention_mask(self.mask_pred[i + 1](pixel).squeeze(2))
         return pixel
-
-    def aux_logits(self, pixel: torch.Tensor, level: int) -> torch.Tensor:
-        """Auxiliary mask logits of ``mask_pred[level]`` on a pixel map (debugging/inspection only)."""
-        return self.mask_pred[level](pixel).squeeze(2)
