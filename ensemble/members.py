@@ -69,9 +69,22 @@ class MemberVideo:
             raise StoreError(f"member {self.spec.name!r}, {self.video}/{frame_name}: repeated object ids "
                              f"{fl.obj_ids}", self.reader.path, "re-run this member's inference")
         if fl.logits.size and not np.isfinite(fl.logits).all():
-            raise StoreError(f"member {self.spec.name!r}, {self.video}/{frame_name}: logits hold NaN or inf",
-                             self.reader.path, "the stage must store finite logits for every frame it writes")
+            fl = self._drop_unpredicted(fl, frame_name)
         return MemberFrame(self, fl)
+
+    def _drop_unpredicted(self, fl: FrameLogits, frame_name: str) -> FrameLogits:
+        """Rows that are entirely NaN mark objects the model did not predict on this frame (Cutie, where the
+        object's mask was given): the member has no entry for them there, so it abstains on them. Anything
+        else non-finite is corruption."""
+        flat = fl.logits.reshape(fl.logits.shape[0], -1)
+        nan_rows = np.isnan(flat).all(axis=1)
+        rest = flat[~nan_rows]
+        if not np.isfinite(rest).all():
+            raise StoreError(f"member {self.spec.name!r}, {self.video}/{frame_name}: logits hold NaN or inf",
+                             self.reader.path, "the stage must store finite logits (or all-NaN rows for objects "
+                                               "it did not predict)")
+        keep = np.flatnonzero(~nan_rows)
+        return FrameLogits(fl.frame_index, fl.frame_name, [fl.obj_ids[i] for i in keep], fl.logits[keep], None)
 
     def close(self) -> None:
         if self.reader is not None:

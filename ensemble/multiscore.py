@@ -32,11 +32,11 @@ def _span(any_axis: np.ndarray) -> tuple[int, int] | None:
 
 
 def _prefix(bmap: np.ndarray, pad: int) -> np.ndarray:
-    """Row-wise prefix sums of a zero-padded boundary map; works on (h, w) and (h, w, S) stacks."""
-    shape = (bmap.shape[0] + 2 * pad, bmap.shape[1] + 2 * pad) + bmap.shape[2:]
+    """Row-wise prefix sums of a zero-padded boundary map; works on (h, w) maps and (S, h, w) stacks."""
+    shape = bmap.shape[:-2] + (bmap.shape[-2] + 2 * pad, bmap.shape[-1] + 2 * pad)
     padded = np.zeros(shape, np.int32)
-    padded[pad:pad + bmap.shape[0], pad:pad + bmap.shape[1]] = bmap
-    return np.cumsum(padded, axis=1, dtype=np.int32)
+    padded[..., pad:pad + bmap.shape[-2], pad:pad + bmap.shape[-1]] = bmap
+    return np.cumsum(padded, axis=-1, dtype=np.int32, out=padded)
 
 
 def _hits_everywhere(prefix: np.ndarray, pad: int, h: int, w: int, fp: Footprint) -> np.ndarray:
@@ -49,11 +49,13 @@ def _hits_everywhere(prefix: np.ndarray, pad: int, h: int, w: int, fp: Footprint
 
 
 def _hits_at(prefix: np.ndarray, pad: int, ys: np.ndarray, xs: np.ndarray, fp: Footprint) -> np.ndarray:
-    """(P, S) bool: for each point, whether each stacked map has a boundary pixel under the footprint."""
-    out = np.zeros((ys.size,) + prefix.shape[2:], bool)
+    """(S, P) bool: for each stacked map (S, h, w) and point, a boundary pixel lies under the footprint."""
+    flat = prefix.reshape(prefix.shape[0], -1)
+    width = prefix.shape[-1]
+    out = np.zeros((prefix.shape[0], ys.size), bool)
     for dy, lo, hi in zip(fp.dy.tolist(), fp.lo.tolist(), fp.hi.tolist()):
-        r = ys + (pad + dy)
-        out |= prefix[r, xs + (pad + hi)] > prefix[r, xs + (pad + lo - 1)]
+        row = (ys + (pad + dy)) * width + xs
+        out |= flat[:, row + (pad + hi)] > flat[:, row + (pad + lo - 1)]
     return out
 
 
@@ -150,20 +152,21 @@ class MultiScorer:
         chunk = max(1, CHUNK_BYTES // per_setting)
         for s0 in range(0, S, chunk):
             s1 = min(S, s0 + chunk)
-            stack = np.repeat(p0[:, :, None], s1 - s0, axis=2)          # (rh, rw, s)
-            stack[cy, cx, :] = clab[s0:s1].T
+            stack = np.repeat(p0[None], s1 - s0, axis=0)                 # (s, rh, rw)
+            stack[:, cy, cx] = clab[s0:s1]
             if pad_s or pad_e:
-                stack = np.pad(stack, ((0, pad_s), (0, pad_e), (0, 0)), mode="edge")
-            pb = boundary_map(stack)                                      # (h, w, s)
-            n_fg = pb.sum(axis=(0, 1))
+                stack = np.pad(stack, ((0, 0), (0, pad_s), (0, pad_e)), mode="edge")
+            # the evaluator's boundary rule works on the first two axes: give it an (rh, rw, s) view
+            pb = np.ascontiguousarray(np.moveaxis(boundary_map(np.moveaxis(stack, 0, -1)), -1, 0))   # (s, h, w)
+            n_fg = pb.sum(axis=(1, 2))
             p_prefix = _prefix(pb, pad) if n_gt else None
             cache: dict[float, np.ndarray] = {}
             for field, fp in footprints:
                 vals = cache.get(fp.radius)
                 if vals is None:
-                    fg_match = (pb & g_dil[fp.radius][:, :, None]).sum(axis=(0, 1))
+                    fg_match = (pb & g_dil[fp.radius][None]).sum(axis=(1, 2))
                     if n_gt:
-                        gt_match = _hits_at(p_prefix, pad, gys, gxs, fp).sum(axis=0)
+                        gt_match = _hits_at(p_prefix, pad, gys, gxs, fp).sum(axis=1)
                     else:
                         gt_match = np.zeros(s1 - s0, np.int64)
                     vals = np.array([f_from_counts(int(nf), n_gt, int(fm), int(gm)) if (nf and n_gt)

@@ -101,13 +101,10 @@ def _sweep_video(config, settings, job, dataset, protocols, mose_ids) -> VideoSw
                 gt = video.annotation(name)
                 frames = load_frames(members, job.name, name)
                 ff, ids = frame_fusion(frames, job.video_hw)
-                chans = [ff.fuse(g, s.mode) for g, s in zip(groups, settings)]
-                differ = torch.zeros(job.video_hw, dtype=torch.bool)
-                for c in chans[1:]:
-                    differ |= c != chans[0]
-                var_idx = torch.nonzero(differ.view(-1)).view(-1)
-                base = to_ids(chans[0], ids)
-                var = np.stack([to_ids(c.view(-1)[var_idx], ids) for c in chans]) if S else np.zeros((0, 0))
+                uses = [(g, s.mode) for g, s in zip(groups, settings)]
+                base_ch, var_idx = ff.disagreement(uses)
+                base = to_ids(base_ch, ids)
+                var = to_ids(ff.fuse_many(uses, at=var_idx), ids)
                 # identical label maps are scored once
                 keys = [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in var]
                 first_of: dict[bytes, int] = {}

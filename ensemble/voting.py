@@ -14,13 +14,16 @@ has an entry for that object on this frame.
   exact tie of that too goes to the lower channel (background, then the lower id).
 * Groups: members of one group (scales or flips of one model) are first merged by soft voting with their own
   weights; the group's weight is the sum of its members' configured weights. Soft voting over groups is then
-  the plain weighted mean over all members; majority voting gives each group one vote.
+  the weighted mean over the group maps; majority voting gives each group one vote.
 
 Where every member with a positive weight has the same label and all of them have every object, any weighted
-mean (and any vote) has that label too, so only the pixels where members disagree are fused (:func:`fuse_frame`).
-One member alone is therefore its own label map, bit for bit. The weighted sums use separate multiply and add
-steps (no fused multiply-add), so a pixel's result does not depend on where it sits in the array: the sweep
-and ``fuse`` get the same labels.
+mean (and any vote) has that label too, so only the pixels where members disagree are fused
+(:class:`FrameFusion`). One member alone is therefore its own label map, bit for bit.
+
+Many settings of one frame are fused as a batch (leading dim S): settings that differ only in their numbers
+run the same sequence of element-wise multiplies and adds, each rounded on its own (no fused multiply-add), so
+a setting's labels do not depend on the batch or on where a pixel sits in the array: ``fuse`` (one setting)
+and the sweep (many) get the same labels.
 """
 from __future__ import annotations
 
@@ -36,6 +39,57 @@ TIE_RTOL = 1e-9
 MODES = ("soft", "majority")
 
 
+# ---- batched primitives (leading dim S = settings) -----------------------------------------------------------
+def soft_coefs(weights: np.ndarray, present: np.ndarray) -> torch.Tensor:
+    """(S, M) weights, (M, C) presence -> (S, M, C) float32 coefficients of the per-channel weighted mean over
+    the members that have the channel (0 for a member that abstains)."""
+    weights = np.asarray(weights, np.float64)
+    present = np.asarray(present, bool)
+    wsum = np.zeros((weights.shape[0], present.shape[1]))
+    for j in range(present.shape[0]):                 # member order, as a sequential sum
+        wsum = wsum + weights[:, j:j + 1] * present[j][None]
+    coef = np.where(present[None], weights[:, :, None] / np.where(wsum > 0, wsum, 1.0)[:, None, :], 0.0)
+    return torch.from_numpy(coef.astype(np.float32))
+
+
+def weighted_sum(maps: Sequence[torch.Tensor], coefs: torch.Tensor, spatial: int) -> torch.Tensor:
+    """sum_j maps[j] * coefs[:, j] as separate multiplies and adds, in member order -> (S, C, *spatial dims).
+
+    ``maps[j]`` is (C, ...) (shared by all settings) or (S, C, ...), with ``spatial`` trailing dims."""
+    out = None
+    for j, m in enumerate(maps):
+        c = coefs[:, j].reshape(coefs.shape[0], coefs.shape[2], *([1] * spatial))
+        term = m * c
+        out = term if out is None else out.add_(term)
+    return out
+
+
+def _argmax_c(x: torch.Tensor, batched: bool) -> torch.Tensor:
+    """First-maximum channel of a (C, ...) map, or of each (S, C, ...) map when ``batched``."""
+    return first_argmax(x.transpose(0, 1)) if batched else first_argmax(x)
+
+
+def majority_batch(labels: Sequence[torch.Tensor], weights: np.ndarray, n_channels: int,
+                   soft: torch.Tensor | None) -> torch.Tensor:
+    """Weighted plurality, batched. ``labels[g]``: (S, ...) channel maps of group g; ``weights``: (S, G) float64;
+    ``soft``: (S, C, ...) soft-voting maps that break ties (None: ties go to the lower channel)."""
+    weights = np.asarray(weights, np.float64)
+    shape = tuple(labels[0].shape)                   # (S, ...)
+    S = shape[0]
+    score = torch.zeros((S, n_channels) + shape[1:], dtype=torch.float64)
+    for g, lab in enumerate(labels):
+        w = torch.from_numpy(weights[:, g].copy()).view(S, 1, *([1] * (len(shape) - 1)))
+        score.scatter_add_(1, lab.long().unsqueeze(1), w.expand((S, 1) + shape[1:]).contiguous())
+    tol = torch.from_numpy(TIE_RTOL * weights.sum(axis=1)).view(S, *([1] * (len(shape) - 1)))
+    best = torch.amax(score, dim=1) - tol
+    tied = score >= best.unsqueeze(1)
+    if soft is None:
+        return first_argmax(tied.to(torch.uint8).transpose(0, 1))
+    # among the tied labels, the most probable under soft voting (probabilities are >= 0, so -1 masks out)
+    return first_argmax(torch.where(tied, soft, torch.full_like(soft, -1.0)).transpose(0, 1))
+
+
+# ---- single-setting forms (the reference semantics, used by tests) --------------------------------------------
 @dataclass
 class Vote:
     """One map taking part in a fusion: its weight, its (C, ...) map and which channels it has."""
@@ -53,65 +107,19 @@ def soft_merge(votes: Sequence[Vote]) -> Vote:
     total = float(sum(v.weight for v in votes))
     if len(votes) == 1:
         return Vote(total, votes[0].map, votes[0].present)
-    present = np.stack([v.present for v in votes])                     # (M, C)
-    weights = np.array([v.weight for v in votes], np.float64)
-    wsum = (present * weights[:, None]).sum(0)                          # (C,)
-    shape = (-1,) + (1,) * (votes[0].map.ndim - 1)
-    out = None
-    for v in votes:
-        coef = np.where(v.present, v.weight / np.where(wsum > 0, wsum, 1.0), 0.0).astype(np.float32)
-        term = v.map * torch.from_numpy(coef).view(shape)
-        out = term if out is None else out.add_(term)
-    return Vote(total, out, present.any(0))
+    present = np.stack([v.present for v in votes])
+    coefs = soft_coefs(np.array([[v.weight for v in votes]]), present)
+    return Vote(total, weighted_sum([v.map for v in votes], coefs, votes[0].map.ndim - 1)[0], present.any(0))
 
 
 def majority(labels: Sequence[torch.Tensor], weights: Sequence[float], n_channels: int,
              soft: torch.Tensor | None = None) -> torch.Tensor:
-    """Weighted plurality of channel-index maps of one shape; ties as in the module docstring.
-
-    ``labels[i]`` is group i's channel-index map (uint8), ``weights[i]`` its weight (> 0). ``soft`` is the
-    soft-voting map (C, ...) used to break ties (without it, ties go to the lower channel).
-    """
+    """Weighted plurality of channel-index maps of one shape (one setting); ties as in the module docstring."""
     if len(labels) == 1:
         return labels[0]
-    shape = tuple(labels[0].shape)
-    score = torch.zeros((n_channels,) + shape, dtype=torch.float64)
-    for lab, w in zip(labels, weights):
-        score.scatter_add_(0, lab.long()[None], torch.full((1,) + shape, float(w), dtype=torch.float64))
-    best = torch.amax(score, dim=0) - TIE_RTOL * float(sum(weights))
-    tied = score >= best
-    if soft is None:
-        return first_argmax(tied.to(torch.uint8))
-    # among the tied labels, the most probable under soft voting (probabilities are >= 0, so -1 masks out)
-    return first_argmax(torch.where(tied, soft, torch.full_like(soft, -1.0)))
-
-
-@dataclass
-class GroupVotes:
-    """The present members of one group on one frame, and the group's configured weight."""
-
-    name: str
-    weight: float
-    votes: list[Vote]
-
-
-def fuse_channels(groups: Sequence[GroupVotes], mode: str) -> torch.Tensor:
-    """Fused channel-index map (uint8) of (C, ...) maps. Groups without a present member are skipped."""
-    merged = [(g.weight, soft_merge(g.votes)) for g in groups if g.weight > 0 and any(v.weight > 0 for v in g.votes)]
-    if not merged:
-        raise ValueError("no member with a positive weight is available on this frame")
-    if mode == "soft":
-        if len(merged) == 1:
-            return first_argmax(merged[0][1].map)
-        return first_argmax(soft_merge([Vote(w, v.map, v.present) for w, v in merged]).map)
-    if mode == "majority":
-        n_channels = merged[0][1].map.shape[0]
-        labels = [first_argmax(v.map) for _, v in merged]
-        if len(merged) == 1:
-            return labels[0]
-        soft = soft_merge([Vote(w, v.map, v.present) for w, v in merged]).map
-        return majority(labels, [w for w, _ in merged], n_channels, soft)
-    raise ValueError(f"unknown fusion mode {mode!r}")
+    out = majority_batch([lab[None] for lab in labels], np.array([list(weights)], np.float64), n_channels,
+                         None if soft is None else soft[None])
+    return out[0]
 
 
 # ---- one frame, many settings --------------------------------------------------------------------------------
@@ -160,7 +168,7 @@ class FrameFusion:
             got = self._maps(*key)
             if got is not None:
                 mp, present = got
-                got = (mp, present, first_argmax(mp))
+                got = (mp, np.asarray(present, bool), first_argmax(mp))
             self._entries[key] = got
         return self._entries[key]
 
@@ -188,26 +196,91 @@ class FrameFusion:
 
     def fuse(self, groups: Sequence[GroupUse], mode: str) -> torch.Tensor:
         """Fused channel-index map (H, W) uint8 of this frame under one setting."""
-        if mode not in MODES:
-            raise ValueError(f"unknown fusion mode {mode!r}")
-        uses = [(g, m) for g in groups for m in g.members if m.weight > 0 and self._entry(m.key) is not None]
-        if not uses:
-            raise ValueError("no member with a positive weight is available on this frame")
-        keys = tuple(dict.fromkeys(m.key for _, m in uses))
+        return self.fuse_many([(groups, mode)])[0]
+
+    def _plan(self, settings):
+        """Settings with the same structure (mode, which members in which groups) run as one batch."""
+        batches: dict[tuple, list] = {}
+        for i, (groups, mode) in enumerate(settings):
+            if mode not in MODES:
+                raise ValueError(f"unknown fusion mode {mode!r}")
+            active = []
+            for g in groups:
+                ms = tuple(m for m in g.members if m.weight > 0 and self._entry(m.key) is not None)
+                if ms:
+                    active.append((g, ms))
+            if not active:
+                raise ValueError("no member with a positive weight is available on this frame")
+            structure = (mode, tuple(tuple(m.key for m in ms) for _, ms in active))
+            batches.setdefault(structure, []).append(
+                (i, [g.weight for g, _ in active], [[m.weight for m in ms] for _, ms in active]))
+        return batches
+
+    def disagreement(self, settings) -> tuple[torch.Tensor, torch.Tensor]:
+        """(base (H, W), flat pixel indices): outside the indices every setting's label is the base's.
+
+        The pixels where the members used by any of ``settings`` do not all agree (all pixels when one of them
+        abstains on some object)."""
+        keys = tuple(dict.fromkeys(k for structure in self._plan(settings) for ks in structure[1] for k in ks))
+        base, idx, _ = self._disagreement(keys)
+        if idx is None:
+            idx = torch.zeros(0, dtype=torch.long)
+        return base, idx
+
+    def fuse_many(self, settings: Sequence[tuple[Sequence[GroupUse], str]],
+                  at: torch.Tensor | None = None) -> torch.Tensor:
+        """Fused channel-index maps of this frame under each (groups, mode) setting: (S, H, W) uint8, or
+        (S, P) at the sorted flat pixel indices ``at`` (which must hold every pixel where settings may differ,
+        e.g. ``disagreement(settings)[1]``)."""
+        shape = (len(settings),) + (self.hw if at is None else (int(at.numel()),))
+        out = torch.empty(shape, dtype=torch.uint8)
+        for structure, rows in self._plan(settings).items():
+            index = torch.tensor([r[0] for r in rows])
+            base, idx, labels = self._fuse_batch(structure, rows)
+            if at is None:
+                block = base.reshape(1, -1).repeat(len(rows), 1)
+                if labels is not None:
+                    block[:, idx] = labels
+                out[index] = block.view((len(rows),) + self.hw)
+            else:
+                block = base.reshape(-1)[at].reshape(1, -1).repeat(len(rows), 1)
+                if labels is not None:
+                    block[:, torch.searchsorted(at, idx)] = labels
+                out[index] = block
+        return out
+
+    def _fuse_batch(self, structure, rows):
+        """(base map, pixel indices, (S, P) fused labels there or None) of one batch of settings."""
+        mode, group_keys = structure
+        keys = tuple(dict.fromkeys(k for ks in group_keys for k in ks))
         base, idx, gathered = self._disagreement(keys)
         if idx is None or idx.numel() == 0:
-            return base
-        votes = []
-        for g in groups:
-            vs = [Vote(m.weight, gathered[m.key], self._entry(m.key)[1]) for gg, m in uses if gg is g]
-            if vs:
-                votes.append(GroupVotes(g.name, g.weight, vs))
-        out = base.clone()
-        out.view(-1)[idx] = fuse_channels(votes, mode)
-        return out
+            return base, idx, None
+        S = len(rows)
+        group_maps, group_present = [], []
+        for g, ks in enumerate(group_keys):
+            present = np.stack([self._entry(k)[1] for k in ks])
+            if len(ks) == 1:
+                group_maps.append(gathered[ks[0]])               # (C, P), shared by the batch
+            else:
+                w = np.array([r[2][g] for r in rows], np.float64)  # (S, M_g)
+                group_maps.append(weighted_sum([gathered[k] for k in ks], soft_coefs(w, present), 1))
+            group_present.append(present.any(0))
+        if len(group_keys) == 1:
+            m = group_maps[0]
+            labels = _argmax_c(m, m.ndim == 3)
+        else:
+            gw = np.array([r[1] for r in rows], np.float64)       # (S, G)
+            top = weighted_sum(group_maps, soft_coefs(gw, np.stack(group_present)), 1)   # (S, C, P)
+            if mode == "soft":
+                labels = first_argmax(top.transpose(0, 1))
+            else:
+                votes = [(_argmax_c(m, m.ndim == 3)).expand(S, -1) for m in group_maps]
+                labels = majority_batch(votes, gw, self.n_channels, top)
+        return base, idx, labels.expand(S, -1) if labels.ndim == 1 else labels
 
 
 def to_ids(channels: torch.Tensor, ids: Sequence[int]) -> np.ndarray:
-    """Channel-index map -> uint8 object-id map (channel 0 -> 0, channel c -> ids[c-1])."""
+    """Channel-index map(s) -> uint8 object-id map(s) (channel 0 -> 0, channel c -> ids[c-1])."""
     lut = np.array([0, *ids], dtype=np.uint8)
     return lut[channels.numpy()]
