@@ -348,6 +348,8 @@ def evaluate(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike, videos: Ite
     """
     protocols, n_jobs = _check_options(protocol, on_unknown_ids, n_jobs)
     names = list_videos(gt_dir, videos, videos_source)
+    if not Path(pred_dir).is_dir():
+        raise EvaluationError("prediction folder not found", pred_dir, "pass the folder holding <video>/<frame>.png")
     sources = [_FileSource(check_video(gt_dir, pred_dir, v)) for v in names]
     meta_videos, meta_path = load_meta(meta)
 
