@@ -175,9 +175,18 @@ class VideoWriter:
             raise ValueError(f"logits must be (N={len(obj_ids)}, h, w), got {logits.shape}")
         if frame_name in self._frames:
             raise StoreError(f"frame {frame_name} written twice", self.partial)
+        rec = {"index": int(frame_index), "obj_ids": [int(o) for o in obj_ids], "shape": list(logits.shape)}
+        nan = np.isnan(logits)
+        if nan.any():
+            # a NaN row means "not predicted on this frame" (e.g. Cutie on the frame whose mask is given):
+            # recorded in the index, so every codec keeps it; a stray NaN inside a row is a bug upstream
+            rows = nan.reshape(nan.shape[0], -1).all(axis=1)
+            if not np.array_equal(nan, np.broadcast_to(rows[:, None, None], nan.shape)):
+                raise ValueError(f"frame {frame_name}: NaN logits must fill whole object rows")
+            rec["nan_rows"] = [int(i) for i in np.flatnonzero(rows)]
+            logits = np.where(nan, np.float32(0), logits)
         data = codecs.encode(logits, self.store.codec, self.store.q8_scale)
         self._zip.writestr(_entry(f"frames/{frame_name}.bin"), data)
-        rec = {"index": int(frame_index), "obj_ids": [int(o) for o in obj_ids], "shape": list(logits.shape)}
         if scores is not None:
             rec["scores"] = [float(s) for s in np.asarray(list(scores), dtype=np.float32)]
         self._frames[frame_name] = rec
@@ -244,6 +253,9 @@ class VideoReader:
             raise StoreError(f"frame {name!r} not in video {self.video!r}", self.path)
         data = self._zip.read(f"frames/{name}.bin")
         logits = codecs.decode(data, self.store.codec, tuple(rec["shape"]), self.store.q8_scale)
+        if rec.get("nan_rows"):
+            logits = np.array(logits, copy=True)
+            logits[rec["nan_rows"]] = np.nan
         scores = np.asarray(rec["scores"], dtype=np.float32) if "scores" in rec else None
         return FrameLogits(rec["index"], name, list(rec["obj_ids"]), logits, scores)
 
