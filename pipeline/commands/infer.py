@@ -15,22 +15,41 @@ from data.shards import parse_shard, shard_videos
 from data.store import LogitStore
 
 
+def _checkpoint(opts: dict, model: str, example: str):
+    """A weight file path, or a registry name resolved (and downloaded once) through the checkpoint cache."""
+    from pipeline.registry import entry_for, resolve_checkpoint
+
+    if not opts["checkpoint"]:
+        raise MassegError(f"--checkpoint is required for --model {model}",
+                          fix=f"pass a weight file or a registry name such as {example} (`masseg checkpoints list`)")
+    return resolve_checkpoint(opts["checkpoint"]), entry_for(opts["checkpoint"])
+
+
 def _build_sam2(opts: dict, dataset: VOSDataset):
     from models.sam2 import Sam2Segmenter
 
-    if not opts["checkpoint"]:
-        raise MassegError("--checkpoint is required for --model sam2",
-                          fix="pass an official SAM2 .pt (e.g. sam2.1_hiera_large.pt) or a fine-tuned one")
-    return Sam2Segmenter(checkpoint=opts["checkpoint"], config=opts["config"] or "sam2.1_hiera_l",
+    path, entry = _checkpoint(opts, "sam2", "sam2.1_hiera_large")
+    config = opts["config"] or (entry.config if entry is not None and entry.family == "sam2" else "sam2.1_hiera_l")
+    return Sam2Segmenter(checkpoint=path, config=config,
                          image_size=opts["image_size"], mem_scale=opts["mem_scale"], mem_bias=opts["mem_bias"],
                          hflip=opts["flip"], device=opts["device"], vos_optimized=opts["vos_optimized"],
                          objects_from=dataset.objects_from)
+
+
+def _build_cutie(opts: dict, dataset: VOSDataset):
+    from models.cutie.segmenter import CutieSegmenter
+
+    path, entry = _checkpoint(opts, "cutie", "cutie-base-mega")
+    size = opts["size"] or (entry.model_size if entry is not None and entry.family == "cutie" else "base")
+    return CutieSegmenter(path, size=size, preset=opts["preset"], scale=opts["image_size"], hflip=opts["flip"],
+                          device=opts["device"], objects_from=dataset.objects_from)
 
 
 # --model name -> builder(options, dataset) returning a segmenter that follows models.stage's protocol.
 # Adding a model = one builder function and one line here.
 BUILDERS = {
     "sam2": _build_sam2,
+    "cutie": _build_cutie,
 }
 MODELS = ("sam2", "cutie")
 
@@ -44,9 +63,15 @@ MODELS = ("sam2", "cutie")
 @click.option("--config", default=None,
               help="model config: SAM2 variant (sam2.1_hiera_t/s/b+/l, sam2_hiera_*) or a config yaml path "
                    "[sam2 default: sam2.1_hiera_l]")
-@click.option("--checkpoint", default=None, type=click.Path(dir_okay=False), help="model weights (.pt)")
-@click.option("--image-size", type=int, default=None, help="model input size (multi-scale member), e.g. 512/768/"
-                                                          "1024/1280 [default: the config's]")
+@click.option("--checkpoint", default=None, help="model weights: a file, or a registry name (downloaded once into "
+                                                 "the cache; `masseg checkpoints list`)")
+@click.option("--image-size", type=int, default=None, help="model input size (multi-scale member): SAM2 image_size, "
+                                                          "e.g. 512/768/1024/1280 [default: the config's]; Cutie "
+                                                          "shorter side, e.g. 480/720 [default: the preset's]")
+@click.option("--size", type=click.Choice(["small", "base"]), default=None,
+              help="cutie model size [default: the registry entry's, else base]")
+@click.option("--preset", type=click.Choice(["mose", "plus", "generic"]), default="mose", show_default=True,
+              help="cutie inference settings (official eval defaults, 'plus', long-video)")
 @click.option("--mem-scale", type=float, default=None,
               help="MASSeg mask scaling: sigmoid_scale_for_mem_enc [default: the config's, 20]")
 @click.option("--mem-bias", type=float, default=None,
@@ -63,7 +88,7 @@ MODELS = ("sam2", "cutie")
                    "appears in (YouTube-VOS); auto: appearance when the root has meta.json")
 @click.option("--threads", type=int, default=None, help="torch CPU threads [default: torch's]")
 @click.option("--progress/--no-progress", default=None, help="progress bars [default: on a terminal]")
-def infer(model, root, split, out, config, checkpoint, image_size, mem_scale, mem_bias, flip, device,
+def infer(model, root, split, out, config, checkpoint, image_size, size, preset, mem_scale, mem_bias, flip, device,
           vos_optimized, codec, shard, objects_from, threads, progress):
     """Run a segmenter member over a split and store its raw logits (complete videos are skipped)."""
     parse_shard(shard)  # a bad --shard fails before anything is loaded
@@ -77,7 +102,7 @@ def infer(model, root, split, out, config, checkpoint, image_size, mem_scale, me
         import torch
         torch.set_num_threads(threads)
     opts = dict(config=config, checkpoint=checkpoint, image_size=image_size, mem_scale=mem_scale,
-                mem_bias=mem_bias, flip=flip, device=device, vos_optimized=vos_optimized)
+                mem_bias=mem_bias, flip=flip, device=device, vos_optimized=vos_optimized, size=size, preset=preset)
     segmenter = builder(opts, dataset)
     store = LogitStore.create(out, segmenter.manifest(), codec=codec)
 

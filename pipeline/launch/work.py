@@ -72,10 +72,15 @@ def _build_sam2(spec: dict):
 
 
 def _build_cutie(spec: dict):
-    # models/cutie has the network and runner but no models.stage segmenter yet (manifest/recipe/run_video);
-    # until it has one there is nothing to launch, and saying so beats a half-wired path
-    raise MassegError("Cutie members cannot be launched yet: the Cutie stage segmenter is not in this version",
-                      fix="run SAM2 members with the launchers for now")
+    from models.cutie.segmenter import CutieSegmenter
+    from pipeline.registry import entry_for, resolve_checkpoint
+
+    opts = spec["options"]
+    path = resolve_checkpoint(spec["checkpoint"])
+    entry = entry_for(spec["checkpoint"])
+    size = opts.get("size") or (entry.model_size if entry is not None and entry.family == "cutie" else "base")
+    return CutieSegmenter(path, size=size, preset=opts.get("preset", "mose"), scale=spec["scale"],
+                          hflip=spec["flip"], device=spec["device"], objects_from=spec["objects_from"])
 
 
 def open_dataset(root, split, objects_from: str = "auto") -> VOSDataset:

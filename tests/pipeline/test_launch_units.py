@@ -221,12 +221,13 @@ def test_run_videos_skips_complete_videos_without_building_a_model(tmp_path):
     assert out["done"] == [] and out["skipped"] == ["a", "b"]
 
 
-def test_run_videos_names_unknown_videos_and_unwired_models(tmp_path):
+def test_run_videos_names_unknown_videos_and_missing_checkpoints(tmp_path):
     from data.errors import DatasetError, MassegError
     from pipeline.launch.work import run_videos
 
     root = _tiny_dataset(tmp_path / "ds", {"a": 2})
     with pytest.raises(DatasetError, match="zz"):
         run_videos(member_spec("sam2", "x.pt"), root, None, ["zz"], tmp_path / "store", echo=None)
-    with pytest.raises(MassegError, match="Cutie members cannot be launched yet"):
-        run_videos(member_spec("cutie", "cutie-base-mega"), root, None, ["a"], tmp_path / "store", echo=None)
+    with pytest.raises(MassegError, match="missing.pth"):
+        run_videos(member_spec("cutie", str(tmp_path / "missing.pth")), root, None, ["a"], tmp_path / "store",
+                   echo=None)
