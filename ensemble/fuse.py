@@ -18,7 +18,6 @@ import torch
 
 from data.dataset import VOSDataset
 from data.errors import MassegError, StoreError
-from data.labels import DAVIS_PALETTE
 from data.store import LogitStore
 
 from .config import FusionConfig, load_config
@@ -134,6 +133,14 @@ def open_members(config: FusionConfig, job: VideoJob, stores: dict[str, LogitSto
     return members
 
 
+def check_members(config: FusionConfig, plan: Sequence[VideoJob], stores: dict[str, LogitStore]) -> None:
+    """Open every (member, video) once before anything is written: recipe kind, size and frame list are
+    checked from the index alone, so a bad member fails the run up front rather than halfway."""
+    for job in plan:
+        for mv in open_members(config, job, stores).values():
+            mv.close()
+
+
 def load_frames(members: dict[str, MemberVideo], video: str, frame_name: str) -> dict[str, MemberFrame]:
     frames = {n: mv.frame(frame_name) for n, mv in members.items() if mv.has(frame_name)}
     if not frames:
@@ -213,6 +220,7 @@ def fuse(config: FusionConfig, run_dir: str | os.PathLike, dataset: VOSDataset |
     from submission.writer import LABELS_SUBDIR
     stores = open_stores(config)
     plan = plan_videos(config, dataset, videos, stores)
+    check_members(config, plan, stores)
     prepare_run(config, run_dir, overwrite)
     labels_dir = Path(run_dir) / LABELS_SUBDIR
     resume = not overwrite

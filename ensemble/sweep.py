@@ -2,19 +2,17 @@
 
 Per video (videos in parallel with joblib) and per scored GT frame: the GT is decoded once, every member frame
 is decoded and upsampled once (its maps are cached per output scaling), every setting is fused -- only on the
-pixels where members disagree -- and all settings are scored together by :class:`MultiScorer`, which agrees
-exactly with the project evaluator's ``FrameScorer``. The per-(object, frame) numbers of each setting then go
-through the evaluator's own tables (``submission.jf.tables.build_result``): object selection, protocols and
+pixels where members disagree, in one batch per frame -- and every distinct label map is scored once with the
+project evaluator's in-memory ``FrameScorer`` (settings that give the same map share its scores). The
+per-(object, frame) numbers of each setting then go through the evaluator's own tables (``submission.jf.tables.build_result``): object selection, protocols and
 averaging are exactly those of ``submission.jf.evaluate``, so a setting's J&F here is the J&F that
 ``masseg fuse`` + evaluation of its PNGs would report.
 """
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -25,9 +23,8 @@ from data.dataset import VOSDataset
 from data.errors import DatasetError
 
 from .config import FusionConfig
-from .fuse import VideoJob, frame_fusion, load_frames, open_members, open_stores, plan_videos
+from .fuse import VideoJob, check_members, frame_fusion, load_frames, open_members, open_stores, plan_videos
 from .grid import Setting
-from .multiscore import MultiScorer
 from .ops import torch_threads
 from .voting import to_ids
 
@@ -75,6 +72,7 @@ def sweep_video(config: FusionConfig, settings: Sequence[Setting], job: VideoJob
 
 def _sweep_video(config, settings, job, dataset, protocols, mose_ids) -> VideoSweep:
     from submission.jf.evaluate import VideoScores
+    from submission.jf.measures import FrameScorer
     start = time.perf_counter()
     video = dataset[job.name]
     gt_frames = list(video.annotation_names)
@@ -90,7 +88,7 @@ def _sweep_video(config, settings, job, dataset, protocols, mose_ids) -> VideoSw
     values = [dict() for _ in range(S)]
     gt_seen = [set() for _ in range(S)]
     pred_first = [dict() for _ in range(S)]
-    scorer = MultiScorer(job.video_hw, davis_f=("davis" in protocols or "vos-benchmark" in protocols),
+    scorer = FrameScorer(job.video_hw, davis_f=("davis" in protocols or "vos-benchmark" in protocols),
                          mose_f=("mosev2" in protocols))
     members = open_members(config, job)
     unique = 0
@@ -113,8 +111,12 @@ def _sweep_video(config, settings, job, dataset, protocols, mose_ids) -> VideoSw
                 uniq = sorted(set(first_of.values()))
                 unique += len(uniq)
                 score_ids = sorted(set(fixed) | set(ids) | {int(o) for o in np.unique(gt) if o not in (0, VOID_ID)})
-                scored = scorer.score(gt, base, var_idx.numpy(), var[uniq], score_ids)
-                by_key = {keys[s]: sc for s, sc in zip(uniq, scored)}
+                flat_idx = var_idx.numpy()
+                by_key = {}
+                for s in uniq:
+                    pred = base.copy()
+                    pred.reshape(-1)[flat_idx] = var[s]
+                    by_key[keys[s]] = scorer.score(gt, pred, score_ids)
                 for s in range(S):
                     sc = by_key[keys[s]]
                     rows = np.column_stack([sc.gt_area, sc.pred_area, sc.inter, sc.F, sc.F_mose, sc.Fdot])
@@ -138,8 +140,9 @@ def _sweep_video(config, settings, job, dataset, protocols, mose_ids) -> VideoSw
             mv.close()
     names = gt_frames[1:-1]
     frame_index = np.arange(1, len(gt_frames) - 1)     # index among the GT frames, as the evaluator reports it
-    scores = [VideoScores(job.name, names, frame_index, job.video_hw, davis_ids, mose_ids, values[s], gt_seen[s],
-                          pred_first[s], gt0_ids) for s in range(S)]
+    scores = [VideoScores(name=job.name, frames=names, frame_index=frame_index, shape=job.video_hw,
+                          davis_ids=davis_ids, mose_ids=mose_ids, values=values[s], gt_seen=gt_seen[s],
+                          pred_first=pred_first[s], gt0_ids=gt0_ids) for s in range(S)]
     return VideoSweep(job.name, scores, time.perf_counter() - start, n, unique / max(1, n * S))
 
 
@@ -192,6 +195,7 @@ def sweep(config: FusionConfig, settings: Sequence[Setting], dataset: VOSDataset
     union = config.with_settings(weights={m.name: (1.0 if m.name in used else 0.0) for m in config.members})
     stores = open_stores(union)
     plan = plan_videos(union, dataset, videos, stores)
+    check_members(union, plan, stores)
     meta_videos, meta_path = load_meta(meta)
 
     def mose_ids_of(v):

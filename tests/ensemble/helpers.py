@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Sequence
-
 import numpy as np
 
 from data.store import LogitStore

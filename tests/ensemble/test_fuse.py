@@ -1,7 +1,6 @@
 """masseg fuse: configs, voting rules, groups, late objects, untracked objects, missing members, resume, zip."""
 from __future__ import annotations
 
-import json
 import tomllib
 import zipfile
 
@@ -17,7 +16,7 @@ from ensemble.errors import FusionConfigError
 from ensemble.fuse import fuse
 from ensemble.voting import GroupUse, MemberUse, FrameFusion, Vote, majority, soft_merge
 from pipeline.cli import main
-from tests.ensemble.helpers import cutie_recipe, sam2_recipe, write_store
+from tests.ensemble.helpers import sam2_recipe, write_store
 
 H, W = 16, 20
 
@@ -185,6 +184,7 @@ def test_member_lacking_frames_and_size_mismatch(tmp_path):
     cfg = FusionConfig.from_dict({"members": [{"store": str(sa)}, {"store": str(sb)}]})
     with pytest.raises(StoreError, match="lacks 1 frame"):
         fuse(cfg, tmp_path / "r1")
+    assert not (tmp_path / "r1").exists(), "members are checked before anything is written"
     cfg = FusionConfig.from_dict({"members": [{"store": str(sa)}, {"store": str(sb), "optional": True}]})
     fuse(cfg, tmp_path / "r2")
     assert len(list((tmp_path / "r2" / "labels" / "v").glob("*.png"))) == 4
@@ -196,16 +196,18 @@ def test_member_lacking_frames_and_size_mismatch(tmp_path):
         fuse(cfg, tmp_path / "r3", videos=["v"])
 
 
-def test_all_nan_rows_mean_not_predicted_and_other_nans_are_errors(tmp_path):
+def test_all_nan_rows_mean_not_predicted_and_inf_is_an_error(tmp_path):
+    """The store's whole-NaN row = "not predicted on this frame" (Cutie on a frame whose mask is given): the
+    member abstains on that object there. A non-finite value anywhere else is corruption."""
     obj = _box(8.0, 2, 8, 2, 8)
     nan = np.full((H, W), np.nan, np.float32)
-    sa = _store(tmp_path / "a", {"v": [([1, 2], np.stack([obj, nan]))] * 3})
+    sa = _store(tmp_path / "a", {"v": [([1, 2], np.stack([obj, nan]))] * 3}, codec="q8")
     fuse(FusionConfig.from_dict({"members": [{"store": str(sa)}]}), tmp_path / "r")
     assert set(np.unique(_labels(tmp_path / "r", "v", 3)[1])) == {0, 1}
     bad = obj.copy()
-    bad[0, 0] = np.nan
+    bad[0, 0] = np.inf
     sb = _store(tmp_path / "b", {"v": [([1], bad[None])] * 3})
-    with pytest.raises(StoreError, match="NaN"):
+    with pytest.raises(StoreError, match="NaN or inf"):
         fuse(FusionConfig.from_dict({"members": [{"store": str(sb)}]}), tmp_path / "r2")
 
 

@@ -120,3 +120,12 @@ def test_grid_parsing():
     for bad in ("simplex:0.3", "1,2,3", "0,0"):
         with pytest.raises(FusionConfigError):
             parse_weights(bad, 2)
+
+
+def test_sweep_rows_use_the_evaluators_column_order():
+    """The sweep hands per-(object, frame) rows to the evaluator's tables: same columns, same defaults."""
+    import importlib
+    ev = importlib.import_module("submission.jf.evaluate")      # the package re-exports a function of that name
+    sw = importlib.import_module("ensemble.sweep")
+    assert tuple(ev._COLS) == sw.COLS
+    assert np.array_equal(ev._DEFAULT, sw.DEFAULT_ROW)
