@@ -21,22 +21,11 @@ import numpy as np
 import pandas as pd
 
 from data.atomic import atomic_write_bytes, atomic_write_text
+from submission.jf.tables import to_markdown
 
 from .sweep import SweepResult
 
 TOP_VIDEO_SETTINGS = 10
-
-
-def to_markdown(df: pd.DataFrame, digits: int = 4) -> str:
-    """A GitHub Markdown table without extra dependencies."""
-    def cell(v):
-        if isinstance(v, (float, np.floating)):
-            return "" if math.isnan(v) else f"{v:.{digits}f}"
-        return str(v)
-    head = "| " + " | ".join(map(str, df.columns)) + " |"
-    rule = "|" + "|".join("---" for _ in df.columns) + "|"
-    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join([head, rule, *body]) + "\n"
 
 
 def _figure(width=6.4, height=4.8):

@@ -92,6 +92,8 @@ def _sweep_video(config, settings, job, dataset, protocols, mose_ids) -> VideoSw
                          mose_f=("mosev2" in protocols))
     members = open_members(config, job)
     unique = 0
+    member_ids: set[int] = set()
+    gt_ids: set[int] = set(gt0_ids)
     try:
         with torch.inference_mode():
             for t in range(1, len(gt_frames) - 1):
@@ -110,7 +112,10 @@ def _sweep_video(config, settings, job, dataset, protocols, mose_ids) -> VideoSw
                     first_of.setdefault(k, s)
                 uniq = sorted(set(first_of.values()))
                 unique += len(uniq)
-                score_ids = sorted(set(fixed) | set(ids) | {int(o) for o in np.unique(gt) if o not in (0, VOID_ID)})
+                present_gt = {int(o) for o in np.unique(gt) if o not in (0, VOID_ID)}
+                member_ids.update(ids)
+                gt_ids.update(present_gt)
+                score_ids = sorted(set(fixed) | set(ids) | present_gt)
                 flat_idx = var_idx.numpy()
                 by_key = {}
                 for s in uniq:
@@ -138,6 +143,12 @@ def _sweep_video(config, settings, job, dataset, protocols, mose_ids) -> VideoSw
     finally:
         for mv in members.values():
             mv.close()
+    stray = sorted(member_ids - gt_ids - set(fixed))
+    if stray:   # as the evaluator's default (on_unknown_ids='error'): an id the GT never has is a mistake
+        from submission.jf.errors import EvaluationError
+        raise EvaluationError(f"members predict object id(s) {stray} in video {job.name!r}, which its ground "
+                              "truth never has", video.ann_dir, "check that the member stores were made for "
+                              "this split (same videos, same object ids)")
     names = gt_frames[1:-1]
     frame_index = np.arange(1, len(gt_frames) - 1)     # index among the GT frames, as the evaluator reports it
     scores = [VideoScores(name=job.name, frames=names, frame_index=frame_index, shape=job.video_hw,

@@ -129,3 +129,18 @@ def test_sweep_rows_use_the_evaluators_column_order():
     sw = importlib.import_module("ensemble.sweep")
     assert tuple(ev._COLS) == sw.COLS
     assert np.array_equal(ev._DEFAULT, sw.DEFAULT_ROW)
+
+
+def test_sweep_refuses_ids_the_ground_truth_never_has(small_members, tmp_path):
+    tmp, stores, root = small_members
+    from submission.jf.errors import EvaluationError
+    from tests.ensemble.helpers import sam2_recipe, write_store
+    ds = VOSDataset(root)
+    video = ds["ell1"]
+    H, W = video.size
+    frames = {n: ([1, 5], np.full((2, H // 4, W // 4), 3.0, np.float32)) for n in video.frame_names}
+    write_store(tmp_path / "stray", "m", {"ell1": {"frame_names": list(video.frame_names), "video_hw": [H, W],
+                                                   "recipe": sam2_recipe([H, W]), "frames": frames}})
+    cfg = FusionConfig.from_dict({"members": [{"store": str(tmp_path / "stray")}]})
+    with pytest.raises(EvaluationError, match=r"object id\(s\) \[5\]"):
+        sweep(cfg, make_settings(cfg), ds, videos=["ell1"])
