@@ -3,6 +3,9 @@
 Columns carry the protocol as a suffix (``_davis``, ``_mose``, ``_vosb``) so several protocols computed in one
 pass sit side by side; a value a protocol does not define for a row (an object outside its object set, a frame
 vos-benchmark does not count yet) is NaN. Values are fractions in [0, 1]; the printed summary uses percent.
+
+pandas is imported only where tables are built: worker processes import this package to score frames and
+should not pay for it (time and memory).
 """
 from __future__ import annotations
 
@@ -11,14 +14,17 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from data.atomic import atomic_write_text
 
 from .measures import jaccard, jaccard_mose
 from .protocols import global_scores, object_row
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 GLOBAL_ORDER = {
     "davis": ["J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay", "n_objects"],
@@ -46,6 +52,7 @@ class Result:
         return self.global_[protocol][HEADLINE[protocol]]
 
     def global_table(self) -> pd.DataFrame:
+        import pandas as pd
         rows = []
         for p in self.protocols:
             for k in GLOBAL_ORDER[p]:
@@ -110,6 +117,8 @@ _COUNT_PREFIXES = ("n_", "nframes", "first_counted")
 
 def to_markdown(df: pd.DataFrame, digits: int = 4) -> str:
     """A GitHub Markdown table (no tabulate dependency); scores rounded to ``digits``, counts kept short."""
+    import pandas as pd
+
     def cell(v, count):
         if v is None or v is pd.NA:
             return ""
@@ -128,6 +137,7 @@ def to_markdown(df: pd.DataFrame, digits: int = 4) -> str:
 
 def build_result(videos, protocols: tuple[str, ...], strict_compat: bool) -> Result:
     """Per-frame, per-object, per-video tables and global scores from merged ``VideoScores``."""
+    import pandas as pd
     davis, mose, vosb = ("davis" in protocols), ("mosev2" in protocols), ("vos-benchmark" in protocols)
     frame_parts, object_rows = [], []
     for vs in videos:
