@@ -11,6 +11,8 @@ from data.errors import MassegError
 
 # name -> "module:attribute" of a click command
 COMMANDS = {
+    "run": "pipeline.commands.run:run",
+    "demo": "pipeline.commands.demo:demo",
     "split": "pipeline.commands.split:split",
     "fuse": "pipeline.commands.fuse:fuse",
     "sweep": "pipeline.commands.sweep:sweep",

@@ -13,7 +13,8 @@ Schema::
     [[member]] name (str, required, unique), model ("sam2"|"cutie", required), checkpoint (str, required:
               registry name or path), scales (list of int), flip (bool), optional (bool),
               sam2: variant (str), mem_scale (float), mem_bias (float), vos_optimized (bool)
-              cutie: size ("small"|"base"), preset ("mose"|"plus"|"generic")
+              cutie: size ("small"|"base"), preset ("mose"|"davis"|"mose_plus"|"davis_plus"|"generic"|
+              "long_video"); scales are the shorter side the frames are resized to (official eval: 480)
     [fusion]  mode ("soft"|"majority"), best (str: a `masseg sweep` best config; its weights win),
               [fusion.members.<name>] weight (float >= 0), scale (float), bias (float)
 """
@@ -29,6 +30,7 @@ from data.errors import MassegError
 
 PROTOCOLS = ("davis", "mosev2", "vos-benchmark", "none")
 CODECS = ("q16", "q8", "f16", "f32")
+CUTIE_PRESETS = ("mose", "davis", "mose_plus", "davis_plus", "generic", "long_video")  # models.cutie.PRESETS
 
 
 class ConfigError(MassegError):
@@ -54,7 +56,7 @@ _MEMBER_MODEL = {
     "sam2": {"variant": (str, False, "sam2.1_hiera_l", None), "mem_scale": ((int, float), False, 20.0, None),
              "mem_bias": ((int, float), False, -10.0, None), "vos_optimized": (bool, False, False, None)},
     "cutie": {"size": (str, False, "base", ("small", "base")),
-              "preset": (str, False, "mose", ("mose", "plus", "generic"))},
+              "preset": (str, False, "mose", CUTIE_PRESETS)},
 }
 _DEFAULT_SCALES = {"sam2": [1024], "cutie": [480]}
 _FUSION = {"mode": (str, False, "soft", ("soft", "majority")), "best": (str, False, "", None),

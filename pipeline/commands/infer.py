@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import click
 
+from pipeline.config import CUTIE_PRESETS
+
 from data import codecs
 from data.dataset import OBJECTS_FROM, VOSDataset
 from data.errors import MassegError
@@ -70,8 +72,9 @@ MODELS = ("sam2", "cutie")
                                                           "shorter side, e.g. 480/720 [default: the preset's]")
 @click.option("--size", type=click.Choice(["small", "base"]), default=None,
               help="cutie model size [default: the registry entry's, else base]")
-@click.option("--preset", type=click.Choice(["mose", "plus", "generic"]), default="mose", show_default=True,
-              help="cutie inference settings (official eval defaults, 'plus', long-video)")
+@click.option("--preset", type=click.Choice(CUTIE_PRESETS),
+              default="mose", show_default=True,
+              help="cutie inference settings: official eval defaults, the 'plus' setting, long videos")
 @click.option("--mem-scale", type=float, default=None,
               help="MASSeg mask scaling: sigmoid_scale_for_mem_enc [default: the config's, 20]")
 @click.option("--mem-bias", type=float, default=None,

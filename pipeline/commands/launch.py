@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from pipeline.config import CUTIE_PRESETS
+
 from data.codecs import CODECS, DEFAULT_CODEC
 from data.errors import MassegError
 
@@ -29,7 +31,7 @@ from data.errors import MassegError
 @click.option("--mem-bias", type=float, default=None, help="sam2 sigmoid_bias_for_mem_enc")
 @click.option("--vos-optimized", is_flag=True, help="sam2 compiled predictor (CUDA only)")
 @click.option("--size", type=click.Choice(["small", "base"]), default=None, help="cutie model size")
-@click.option("--preset", type=click.Choice(["mose", "plus", "generic"]), default=None, help="cutie preset")
+@click.option("--preset", type=click.Choice(CUTIE_PRESETS), default=None, help="cutie preset")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda")
 @click.option("--codec", type=click.Choice(CODECS), default=DEFAULT_CODEC, show_default=True)
 @click.option("--threads", type=int, default=None, help="torch CPU threads per worker")

@@ -123,6 +123,8 @@ def run_videos(member_spec: dict, root, split, videos: Sequence[str], store_path
     store_path = Path(store_path)
     todo = [v for v in videos if not _complete(store_path, v)]
     if not todo:
+        if echo:
+            echo(f"all {len(videos)} videos already complete in {store_path}")
         return {"done": [], "skipped": list(videos), "seconds": time.perf_counter() - start, "pid": os.getpid()}
     segmenter = build_segmenter(spec, dataset.objects_from)
     store = open_store(store_path, segmenter, spec["codec"])

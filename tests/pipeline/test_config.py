@@ -76,3 +76,9 @@ def test_invalid_toml_and_missing_file(tmp_path):
         load_experiment(tmp_path / "c.toml")
     with pytest.raises(Exception, match="config not found"):
         load_experiment(tmp_path / "nope.toml")
+
+
+def test_cutie_presets_match_the_model():
+    from models.cutie import PRESETS
+    from pipeline.config import CUTIE_PRESETS
+    assert sorted(CUTIE_PRESETS) == sorted(PRESETS)

@@ -1,0 +1,277 @@
+"""`masseg run CONFIG`: every stage in order, each skipped when its outputs are complete.
+
+infer (each member run into its own store) -> fuse (label maps) -> submit (validated, byte-identical zip) ->
+evaluate (J&F when the split has ground truth on every frame). Each stage is resumable by itself (stores only
+show complete videos, fusion writes each PNG atomically and skips written frames, the zip is renamed into place),
+and a finished stage leaves a marker holding the fingerprint of its inputs, so a rerun after a crash or a SIGKILL
+redoes exactly what was not finished and produces the same bytes as an uninterrupted run.
+
+The run folder records what produced it: ``config.toml`` (the config as given) and ``resolved.json`` (every
+default filled in, stores and fusion spelled out), ``environment.json`` (package versions, device),
+``checkpoints.json`` (path and sha256 of every weight file), ``timings.json`` (seconds per stage, kept across
+reruns) and ``summary.md`` / ``summary.json`` (J&F table when available, zip path and size).
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import platform
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+from data.atomic import atomic_write_text
+from data.dataset import VOSDataset
+from data.errors import MassegError
+
+from .config import Experiment, load_experiment
+
+STAGES = ("infer", "fuse", "submit", "evaluate")
+
+
+def _fingerprint(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class RunFolder:
+    """Paths and stage markers of one run folder."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def store(self, store_name: str) -> Path:
+        return self.root / "stores" / store_name
+
+    @property
+    def zip(self) -> Path:
+        return self.root / "submission.zip"
+
+    def _marker(self, stage: str) -> Path:
+        return self.root / ".stages" / f"{stage}.json"
+
+    def is_done(self, stage: str, fingerprint: str) -> bool:
+        try:
+            return json.loads(self._marker(stage).read_text()).get("fingerprint") == fingerprint
+        except (FileNotFoundError, json.JSONDecodeError):
+            return False
+
+    def mark_done(self, stage: str, fingerprint: str) -> None:
+        atomic_write_text(self._marker(stage), json.dumps({"fingerprint": fingerprint}) + "\n")
+
+    @contextlib.contextmanager
+    def lock(self):
+        """One `masseg run` per folder at a time (workers it starts are waited for inside the lock)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise MassegError("another `masseg run` is using this run folder", self.root,
+                                  "wait for it to finish, or use another [run] out") from None
+            yield
+        finally:
+            os.close(fd)
+
+    def sweep_leftovers(self) -> list[Path]:
+        """Temp files of writers killed mid-write (never read by any stage); safe only under the lock, once every
+        worker has finished."""
+        gone = []
+        for p in self.root.rglob(".*"):
+            if p.is_file() and p.name.endswith((".tmp", ".partial")):
+                p.unlink(missing_ok=True)
+                gone.append(p)
+        return gone
+
+    def write_json(self, name: str, obj) -> None:
+        atomic_write_text(self.root / name, json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n")
+
+    def read_json(self, name: str, default):
+        try:
+            return json.loads((self.root / name).read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return default
+
+
+def checkpoint_problem(name_or_path: str) -> str | None:
+    """For config checking: None when the checkpoint is a registry name or an existing file."""
+    from .registry import entry_for
+    if Path(name_or_path).is_file() or entry_for(name_or_path) is not None:
+        return None
+    return (f"{name_or_path!r} is neither a file nor a registry name "
+            "(see `masseg checkpoints list`)")
+
+
+def _versions() -> dict:
+    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for pkg in ("masseg-pipeline", "torch", "torchvision", "sam2", "numpy", "pillow", "scipy", "pandas", "ray"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = None
+    try:
+        import torch
+        out["cuda"] = torch.cuda.is_available()
+        out["cuda_devices"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    except Exception:  # pragma: no cover - torch is a hard dependency
+        out["cuda"] = False
+    return out
+
+
+def has_full_ground_truth(ds: VOSDataset) -> bool:
+    """J&F needs a mask on every frame; MOSE/DAVIS test splits have only the first."""
+    return all(len(v.annotation_names) == len(v) for v in ds)
+
+
+def fusion_config(exp: Experiment, folder: RunFolder):
+    """The experiment's fusion as an ensemble FusionConfig: one member per store, grouped by configured member.
+
+    A member's weight is shared by its runs (scales / flips), so the group takes part with the configured weight.
+    ``[fusion] best`` (a `masseg sweep` result) wins; its stores must be this experiment's stores."""
+    from ensemble.config import FusionConfig, MemberSpec, load_config
+    if exp.fusion.get("best"):
+        best = load_config(exp.fusion["best"])
+        ours = {str(folder.store(r.store_name).resolve()) for r in exp.member_runs()}
+        foreign = [str(m.store) for m in best.members if str(Path(m.store).resolve()) not in ours]
+        if foreign:
+            raise MassegError(f"fusion.best names stores that are not this experiment's: {', '.join(foreign)}",
+                              exp.fusion["best"], "sweep on this experiment's stores (same members and split)")
+        return best
+    members = []
+    for m in exp.members:
+        runs = m.runs()
+        table = exp.fusion["members"].get(m.name, {})
+        weight = table.get("weight", 1.0) if table.get("weight") is not None else 1.0
+        for r in runs:
+            members.append(MemberSpec(name=r.store_name, store=folder.store(r.store_name),
+                                      weight=weight / len(runs), scale=table.get("scale") or 1.0,
+                                      bias=table.get("bias") or 0.0, group=m.name, optional=m.optional))
+    return FusionConfig(tuple(members), mode=exp.fusion["mode"])
+
+
+def _infer(exp: Experiment, folder: RunFolder, ds: VOSDataset, echo) -> dict:
+    from .launch.spec import spec_from_member_run
+    from .launch.work import check_store, run_videos
+    done = {}
+    for run in exp.member_runs():
+        spec = spec_from_member_run(run, device=exp.run["device"], codec=exp.run["codec"],
+                                    objects_from=ds.objects_from)
+        store = folder.store(run.store_name)
+        echo(f"[infer] {run.store_name}")
+        launcher = exp.run["launcher"]
+        split = exp.data["split"] or None
+        if launcher == "inline":
+            run_videos(spec, exp.data["root"], split, ds.video_names, store, echo=echo)
+        elif launcher == "local":
+            from .launch.local import launch_local
+            launch_local(spec, exp.data["root"], split, store, workers=exp.run["workers"]).raise_if_failed()
+        else:
+            from .launch.ray_launcher import launch_ray
+            launch_ray(spec, exp.data["root"], split, store, address=exp.run["address"]).raise_if_failed()
+        check = check_store(store, ds.video_names, ds.frame_counts())
+        if not check.ok:
+            raise MassegError(f"store {run.store_name} is incomplete after inference: {check.describe()}", store)
+        from data.store import LogitStore
+        done[run.store_name] = LogitStore.open(store).manifest.get("checkpoint_sha256")
+    return done
+
+
+def run_experiment(config_path: str | Path, echo: Callable[[str], None] = print,
+                   stages: tuple[str, ...] = STAGES, overrides: dict | None = None) -> dict:
+    """Run (or resume) an experiment; returns the summary dict."""
+    exp = load_experiment(config_path, overrides=overrides, resolve_checkpoint=checkpoint_problem)
+    folder = RunFolder(exp.out)
+    ds = VOSDataset(exp.data["root"], exp.data["split"] or None, objects_from=exp.data["objects_from"])
+    fusion = fusion_config(exp, folder)  # checked before any work starts
+    with folder.lock():
+        summary = _run_locked(exp, folder, ds, fusion, config_path, echo, stages)
+        folder.sweep_leftovers()
+    return summary
+
+
+def _run_locked(exp: Experiment, folder: RunFolder, ds: VOSDataset, fusion, config_path, echo, stages) -> dict:
+    atomic_write_text(exp.out / "config.toml", Path(config_path).read_text())
+    resolved = {"run": exp.run, "data": dict(exp.data, videos=ds.video_names),
+                "members": [{"store": r.store_name, "model": r.member.model, "checkpoint": r.member.checkpoint,
+                             "scale": r.scale, "flip": r.flip, "options": r.member.options}
+                            for r in exp.member_runs()],
+                "fusion": fusion.to_dict(relative_to=exp.out)}
+    folder.write_json("resolved.json", resolved)
+    folder.write_json("environment.json", _versions())
+    timings = folder.read_json("timings.json", {})
+    summary: dict = {"run": str(exp.out), "videos": len(ds.video_names)}
+
+    def timed(stage, fn):
+        t0 = time.perf_counter()
+        out = fn()
+        timings[stage] = round(time.perf_counter() - t0, 3)
+        folder.write_json("timings.json", timings)
+        return out
+
+    if "infer" in stages:
+        ckpts = timed("infer", lambda: _infer(exp, folder, ds, echo))
+        folder.write_json("checkpoints.json", {
+            "members": {r.store_name: {"checkpoint": r.member.checkpoint, "sha256": ckpts.get(r.store_name)}
+                        for r in exp.member_runs()}})
+    fuse_fp = _fingerprint([fusion.to_dict(relative_to=exp.out), ds.video_names])
+    if "fuse" in stages:
+        if folder.is_done("fuse", fuse_fp):
+            echo("[fuse] complete, skipped")
+        else:
+            from ensemble.fuse import fuse
+            echo("[fuse] " + ", ".join(f"{m.name}:{m.weight:g}" for m in fusion.members) + f" ({fusion.mode})")
+            timed("fuse", lambda: fuse(fusion, exp.out, dataset=ds, echo=echo))
+            folder.mark_done("fuse", fuse_fp)
+    zip_path = Path(exp.run["zip"]) if exp.run["zip"] else folder.zip
+    palette = "dataset" if exp.data["palette_from_dataset"] else "davis"
+    submit_fp = _fingerprint([fuse_fp, str(zip_path), palette])
+    if "submit" in stages:
+        if folder.is_done("submit", submit_fp) and zip_path.is_file():
+            echo(f"[submit] {zip_path} complete, skipped")
+        else:
+            from ensemble.fuse import write_zip
+            timed("submit", lambda: write_zip(exp.out, ds, zip_path, palette=palette))
+            folder.mark_done("submit", submit_fp)
+        summary["zip"] = {"path": str(zip_path), "bytes": zip_path.stat().st_size,
+                          "sha256": hashlib.sha256(zip_path.read_bytes()).hexdigest()}
+        echo(f"[submit] {zip_path} ({zip_path.stat().st_size} bytes)")
+    protocol = exp.data["protocol"]
+    if "evaluate" in stages and protocol != "none":
+        if has_full_ground_truth(ds):
+            from submission.jf.evaluate import evaluate
+            from submission.writer import LABELS_SUBDIR
+            eval_dir = exp.out / "eval"
+            eval_fp = _fingerprint([fuse_fp, protocol])
+            if not folder.is_done("evaluate", eval_fp):
+                result = timed("evaluate", lambda: evaluate(ds.ann_root, exp.out / LABELS_SUBDIR,
+                                                            videos=ds.video_names, protocol=protocol))
+                result.write(eval_dir)
+                folder.mark_done("evaluate", eval_fp)
+            summary["jf"] = json.loads((eval_dir / "global.json").read_text())["scores"]
+            summary["jf_table"] = (eval_dir / "global.md").read_text()
+            summary["eval_dir"] = str(eval_dir)
+        else:
+            echo("[evaluate] skipped: the split has no ground truth on every frame")
+    summary["timings"] = timings
+    folder.write_json("summary.json", summary)
+    atomic_write_text(exp.out / "summary.md", _summary_md(summary))
+    echo(_summary_md(summary))
+    return summary
+
+
+def _summary_md(summary: dict) -> str:
+    lines = [f"# Run {summary['run']}", "", f"videos: {summary['videos']}"]
+    if "zip" in summary:
+        z = summary["zip"]
+        lines.append(f"submission: `{z['path']}` ({z['bytes']} bytes, sha256 {z['sha256'][:16]}...)")
+    if summary.get("jf_table"):
+        lines += ["", "## J&F", "", summary["jf_table"].rstrip()]
+    if summary.get("timings"):
+        lines += ["", "| stage | seconds |", "|---|---|"]
+        lines += [f"| {k} | {v:.1f} |" for k, v in summary["timings"].items()]
+    return "\n".join(lines) + "\n"
