@@ -15,8 +15,12 @@ Schema::
               sam2: variant (str), mem_scale (float), mem_bias (float), vos_optimized (bool)
               cutie: size ("small"|"base"), preset ("mose"|"davis"|"mose_plus"|"davis_plus"|"generic"|
               "long_video"); scales are the shorter side the frames are resized to (official eval: 480)
-    [fusion]  mode ("soft"|"majority"), best (str: a `masseg sweep` best config; its weights win),
+    [fusion]  mode ("soft"|"majority"), best (str: a `masseg sweep` best.toml; its members are matched to this
+              experiment's stores by store name, and their weights/scaling/mode win),
               [fusion.members.<name>] weight (float >= 0), scale (float), bias (float)
+    [sweep]   optional, needs ground truth on every frame: weights (list of "simplex:STEP" or "w1,w2,..." in
+              store order), modes (list), scale / bias (lists of "STORE=VALUES", STORE may be *); the best
+              setting found becomes the fusion of this run
 """
 from __future__ import annotations
 
@@ -61,6 +65,8 @@ _MEMBER_MODEL = {
 _DEFAULT_SCALES = {"sam2": [1024], "cutie": [480]}
 _FUSION = {"mode": (str, False, "soft", ("soft", "majority")), "best": (str, False, "", None),
            "members": (dict, False, None, None)}
+_SWEEP = {"weights": (list, False, None, None), "modes": (list, False, None, None),
+          "scale": (list, False, None, None), "bias": (list, False, None, None)}
 _FUSION_MEMBER = {"weight": ((int, float), False, 1.0, None), "scale": ((int, float), False, 1.0, None),
                   "bias": ((int, float), False, 0.0, None)}
 
@@ -138,6 +144,7 @@ class Experiment:
     data: dict
     members: list[Member]
     fusion: dict
+    sweep: dict | None = None
 
     @property
     def out(self) -> Path:
@@ -169,8 +176,8 @@ def load_experiment(path: str | os.PathLike, overrides: dict | None = None, chec
         raw.setdefault(section, {}).update(values)
     problems: list[str] = []
     for key in raw:
-        if key not in ("run", "data", "member", "fusion"):
-            problems.append(f"{key}: unknown section (allowed: run, data, member, fusion)")
+        if key not in ("run", "data", "member", "fusion", "sweep"):
+            problems.append(f"{key}: unknown section (allowed: run, data, member, fusion, sweep)")
     run = _check_table(raw.get("run", {}), _RUN, "run", problems)
     data = _check_table(raw.get("data", {}), _DATA, "data", problems)
     fusion = _check_table(raw.get("fusion", {}), _FUSION, "fusion", problems)
@@ -232,8 +239,20 @@ def load_experiment(path: str | os.PathLike, overrides: dict | None = None, chec
         fusion["best"] = _resolve(base, fusion["best"])
         if check_files and not Path(fusion["best"]).is_file():
             problems.append(f"fusion.best: file {fusion['best']!r} not found (run `masseg sweep` first or remove it)")
+    sweep = None
+    if "sweep" in raw:
+        sweep = _check_table(raw["sweep"], _SWEEP, "sweep", problems)
+        for key, value in sweep.items():
+            if value is not None and not all(isinstance(v, str) for v in value):
+                problems.append(f"sweep.{key}: expected a list of strings, got {value!r}")
+        if sweep.get("modes") and not set(sweep["modes"]) <= {"soft", "majority"}:
+            problems.append(f"sweep.modes: {sweep['modes']!r} may hold only 'soft' and 'majority'")
+        if data.get("protocol") == "none":
+            problems.append("sweep: needs a J&F protocol in data.protocol (the sweep ranks settings by J&F)")
+        if fusion.get("best"):
+            problems.append("sweep: cannot be combined with fusion.best (the sweep writes the best setting)")
     if run.get("launcher") == "ray" and not run.get("address"):
         problems.append("run.address: required with launcher = 'ray' (e.g. 'auto' or 'ray://host:10001')")
     if problems:
         raise ConfigError(path, problems)
-    return Experiment(path, raw, run, data, members, fusion)
+    return Experiment(path, raw, run, data, members, fusion, sweep)

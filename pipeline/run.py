@@ -31,7 +31,7 @@ from data.errors import MassegError
 
 from .config import Experiment, load_experiment
 
-STAGES = ("infer", "fuse", "submit", "evaluate")
+STAGES = ("infer", "sweep", "fuse", "submit", "evaluate")
 
 
 def _fingerprint(obj) -> str:
@@ -128,20 +128,13 @@ def has_full_ground_truth(ds: VOSDataset) -> bool:
     return all(len(v.annotation_names) == len(v) for v in ds)
 
 
-def fusion_config(exp: Experiment, folder: RunFolder):
+def fusion_config(exp: Experiment, folder: RunFolder, best_path: str | Path | None = None):
     """The experiment's fusion as an ensemble FusionConfig: one member per store, grouped by configured member.
 
     A member's weight is shared by its runs (scales / flips), so the group takes part with the configured weight.
-    ``[fusion] best`` (a `masseg sweep` result) wins; its stores must be this experiment's stores."""
+    A sweep result (``[fusion] best``, or this run's own sweep) wins: its members are matched to this experiment's
+    stores by store name, so a setting tuned on a local validation split carries over to the test split."""
     from ensemble.config import FusionConfig, MemberSpec, load_config
-    if exp.fusion.get("best"):
-        best = load_config(exp.fusion["best"])
-        ours = {str(folder.store(r.store_name).resolve()) for r in exp.member_runs()}
-        foreign = [str(m.store) for m in best.members if str(Path(m.store).resolve()) not in ours]
-        if foreign:
-            raise MassegError(f"fusion.best names stores that are not this experiment's: {', '.join(foreign)}",
-                              exp.fusion["best"], "sweep on this experiment's stores (same members and split)")
-        return best
     members = []
     for m in exp.members:
         runs = m.runs()
@@ -151,7 +144,33 @@ def fusion_config(exp: Experiment, folder: RunFolder):
             members.append(MemberSpec(name=r.store_name, store=folder.store(r.store_name),
                                       weight=weight / len(runs), scale=table.get("scale") or 1.0,
                                       bias=table.get("bias") or 0.0, group=m.name, optional=m.optional))
-    return FusionConfig(tuple(members), mode=exp.fusion["mode"])
+    best_path = best_path or exp.fusion.get("best")
+    if not best_path:
+        return FusionConfig(tuple(members), mode=exp.fusion["mode"])
+    best = load_config(best_path)
+    ours = {m.name: m for m in members}
+    theirs = {m.name for m in best.members}
+    if theirs != set(ours):
+        raise MassegError(f"the sweep result's members {sorted(theirs)} are not this experiment's stores "
+                          f"{sorted(ours)}", best_path, "sweep with the same members, scales and flips")
+    return FusionConfig(tuple(MemberSpec(name=b.name, store=ours[b.name].store, weight=b.weight, scale=b.scale,
+                                         bias=b.bias, group=b.group or ours[b.name].group, optional=b.optional)
+                              for b in best.members), mode=best.mode)
+
+
+def _sweep(exp: Experiment, folder: RunFolder, ds: VOSDataset, base, echo) -> Path:
+    """Rank fusion settings on this split's ground truth; returns the best.toml it wrote."""
+    from ensemble.grid import make_settings, parse_member_values, parse_weights
+    from ensemble.report import write_report
+    from ensemble.sweep import sweep
+    sw = exp.sweep
+    weights = [w for text in (sw["weights"] or []) for w in parse_weights(text, len(base.members))] or None
+    settings = make_settings(base, sw["modes"] or None, weights, parse_member_values(sw["scale"] or [], base.names,
+                             "scale"), parse_member_values(sw["bias"] or [], base.names, "bias"))
+    echo(f"[sweep] {len(settings)} settings over {len(ds.video_names)} videos ({exp.data['protocol']})")
+    result = sweep(base, settings, ds, exp.data["protocol"], echo=echo)
+    paths = write_report(result, folder.root / "sweep", extra={"root": exp.data["root"], "split": exp.data["split"]})
+    return Path(paths["best.toml"])
 
 
 def _infer(exp: Experiment, folder: RunFolder, ds: VOSDataset, echo) -> dict:
@@ -218,14 +237,33 @@ def _run_locked(exp: Experiment, folder: RunFolder, ds: VOSDataset, fusion, conf
         folder.write_json("checkpoints.json", {
             "members": {r.store_name: {"checkpoint": r.member.checkpoint, "sha256": ckpts.get(r.store_name)}
                         for r in exp.member_runs()}})
+    if exp.sweep is not None:
+        if not has_full_ground_truth(ds):
+            raise MassegError("[sweep] needs ground truth on every frame of the split", ds.ann_root,
+                              "sweep on a split carved from train (`masseg split`), or remove [sweep]")
+        sweep_fp = _fingerprint([fusion.to_dict(relative_to=exp.out), exp.sweep, exp.data["protocol"],
+                                 ds.video_names])
+        best = folder.root / "sweep" / "best.toml"
+        if "sweep" in stages and not (folder.is_done("sweep", sweep_fp) and best.is_file()):
+            best = timed("sweep", lambda: _sweep(exp, folder, ds, fusion, echo))
+            folder.mark_done("sweep", sweep_fp)
+        elif best.is_file():
+            echo("[sweep] complete, skipped")
+        if best.is_file():
+            fusion = fusion_config(exp, folder, best)
+            summary["sweep_best"] = str(best)
     fuse_fp = _fingerprint([fusion.to_dict(relative_to=exp.out), ds.video_names])
     if "fuse" in stages:
         if folder.is_done("fuse", fuse_fp):
             echo("[fuse] complete, skipped")
         else:
-            from ensemble.fuse import fuse
+            from ensemble.config import load_config
+            from ensemble.fuse import CONFIG_NAME, fuse
             echo("[fuse] " + ", ".join(f"{m.name}:{m.weight:g}" for m in fusion.members) + f" ({fusion.mode})")
-            timed("fuse", lambda: fuse(fusion, exp.out, dataset=ds, echo=echo))
+            previous = exp.out / CONFIG_NAME
+            # labels of another fusion (e.g. before a new sweep) are redone; a killed fusion of this one resumes
+            changed = previous.is_file() and load_config(previous).to_dict() != fusion.to_dict()
+            timed("fuse", lambda: fuse(fusion, exp.out, dataset=ds, echo=echo, overwrite=changed))
             folder.mark_done("fuse", fuse_fp)
     zip_path = Path(exp.run["zip"]) if exp.run["zip"] else folder.zip
     palette = "dataset" if exp.data["palette_from_dataset"] else "davis"

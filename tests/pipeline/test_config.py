@@ -82,3 +82,16 @@ def test_cutie_presets_match_the_model():
     from models.cutie import PRESETS
     from pipeline.config import CUTIE_PRESETS
     assert sorted(CUTIE_PRESETS) == sorted(PRESETS)
+
+
+def test_shipped_configs_parse():
+    from pathlib import Path
+    from tests.conftest import REPO
+    names = sorted(p.name for p in (REPO / "configs").glob("*.toml"))
+    assert {"mose_masseg.toml", "mose_fast.toml", "mose_val_sweep.toml", "demo.toml"} <= set(names)
+    for name in names:
+        exp = load_experiment(REPO / "configs" / name, check_files=False)
+        assert exp.member_runs()
+    masseg = load_experiment(REPO / "configs" / "mose_masseg.toml", check_files=False)
+    assert [r.store_name for r in masseg.member_runs()] == ["sam2l-s1024", "sam2l-s1280", "cutie_b-s480"]
+    assert masseg.members[0].options["mem_scale"] == 15.0

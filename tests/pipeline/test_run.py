@@ -190,3 +190,23 @@ def test_one_run_per_folder(tmp_path):
                 pass
     with folder.lock():  # released
         pass
+
+
+def test_sweep_section_tunes_the_fusion(reference, material, tmp_path):
+    import shutil
+    tmp, root, sam2, cutie = material
+    out = tmp_path / "swept"
+    shutil.copytree(tmp / "reference", out)  # complete stores: only sweep, fuse, zip and J&F run
+    cfg = tmp_path / "sweep.toml"
+    cfg.write_text(CONFIG.format(out=out, root=root, sam2=sam2, cutie=cutie)
+                   + '[sweep]\nweights = ["simplex:0.5"]\nmodes = ["soft", "majority"]\n')
+    lines = []
+    summary = run_experiment(cfg, echo=lines.append)
+    from ensemble.config import load_config
+    best = load_config(out / "sweep" / "best.toml")
+    ranked = (out / "sweep" / "sweep_ranked.csv").read_text().splitlines()
+    assert len(ranked) == 1 + 6 * 2  # header + 6 weight vectors over 3 stores (step 0.5) x 2 modes
+    assert summary["sweep_best"] == str(out / "sweep" / "best.toml")
+    fused = load_config(out / "fusion.toml")
+    assert [m.weight for m in fused.members] == [m.weight for m in best.members] and fused.mode == best.mode
+    assert any("[sweep] 12 settings" in line for line in lines)
