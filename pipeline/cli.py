@@ -14,6 +14,7 @@ COMMANDS = {
     "run": "pipeline.commands.run:run",
     "demo": "pipeline.commands.demo:demo",
     "split": "pipeline.commands.split:split",
+    "evaluate": "pipeline.commands.evaluate:evaluate",
     "fuse": "pipeline.commands.fuse:fuse",
     "sweep": "pipeline.commands.sweep:sweep",
     "infer": "pipeline.commands.infer:infer",
