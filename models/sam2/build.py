@@ -147,7 +147,8 @@ def _read_state_dict(path: Path) -> dict:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         # torch's unpickling message advises weights_only=False, which we never do: keep only the error type
-        detail = "" if "weights_only" in str(exc) or not str(exc).strip() else f": {str(exc).strip().splitlines()[0][:200]}"
+        text = str(exc).strip()
+        detail = "" if "weights_only" in text or not text else f": {text.splitlines()[0][:200]}"
         raise CheckpointError(f"cannot read checkpoint with torch.load(weights_only=True) "
                               f"({type(exc).__name__}{detail})", path,
                               "pass an official SAM2 checkpoint or a sam2 training checkpoint "
