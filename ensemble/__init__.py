@@ -2,11 +2,16 @@
 
 Public API:
 
-* :mod:`ensemble.config`: :class:`FusionConfig` / :class:`MemberSpec`, :func:`load_config` (the TOML schema).
-* :func:`ensemble.fuse.fuse`: fuse a split into ``<run>/labels`` through the submission writer.
+* :mod:`ensemble.config`: :class:`FusionConfig` / :class:`MemberSpec`, :func:`load_config` -- the fusion-config
+  TOML schema (``masseg fuse --config``; ``masseg sweep`` writes ``best.toml`` in it).
+* :func:`ensemble.fuse.fuse`: fuse a split into ``<run>/labels`` through the submission writer
+  (:func:`ensemble.fuse.write_zip` then validates and zips it).
 * :mod:`ensemble.recipes`: each model's own mapping of native logits to video-resolution class maps.
-* :mod:`ensemble.voting`: soft / majority voting, groups, :class:`FrameFusion` (one frame, many settings).
-* :mod:`ensemble.sweep`: evaluate many settings against ground truth in one pass (``masseg sweep``).
+* :mod:`ensemble.voting`: soft / majority voting, groups, :class:`~ensemble.voting.FrameFusion` (one frame,
+  many settings).
+* :mod:`ensemble.grid`: settings to compare (simplex weight grids, scale/bias ranges);
+  :func:`ensemble.sweep.sweep` evaluates them in one pass with the project's J&F evaluator;
+  :func:`ensemble.report.write_report` writes the ranked tables, plots and ``best.toml``.
 
 Dependency rule: ``ensemble`` imports ``data`` and ``submission``, never ``models`` or ``pipeline``.
 """

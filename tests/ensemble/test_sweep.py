@@ -144,3 +144,13 @@ def test_sweep_refuses_ids_the_ground_truth_never_has(small_members, tmp_path):
     cfg = FusionConfig.from_dict({"members": [{"store": str(tmp_path / "stray")}]})
     with pytest.raises(EvaluationError, match=r"object id\(s\) \[5\]"):
         sweep(cfg, make_settings(cfg), ds, videos=["ell1"])
+
+
+def test_sweep_in_parallel_gives_the_same_table(small_members):
+    tmp, stores, root = small_members
+    cfg = _cfg(stores)
+    settings = make_settings(cfg, ["soft", "majority"], [(0.5, 0.3, 0.2)])
+    one = sweep(cfg, settings, VOSDataset(root), protocol="davis", jobs=1)
+    two = sweep(cfg, settings, VOSDataset(root), protocol="davis", jobs=2)
+    pd.testing.assert_frame_equal(one.table, two.table)
+    pd.testing.assert_frame_equal(one.per_video, two.per_video)
