@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 
 from data.dataset import VOSDataset
@@ -38,6 +39,7 @@ class VideoJob:
     video_hw: tuple[int, int]
     palette: bytes | None = None
     expected: object | None = None          # submission.expected.ExpectedVideo when a dataset is known
+    prompts: dict[str, "np.ndarray"] | None = None  # frame name -> the objects first given there (a label map)
 
 
 @dataclass
@@ -90,8 +92,9 @@ def plan_videos(config: FusionConfig, dataset: VOSDataset | None = None, videos:
         if dataset is not None:
             from submission.expected import ExpectedVideo, first_given_palette
             vid = dataset[v]
+            prompts = {vid.frame_names[t]: m for t, m in vid.prompt_masks().items()}
             jobs.append(VideoJob(v, list(vid.frame_names), tuple(vid.size), first_given_palette(vid),
-                                 ExpectedVideo.from_video(vid)))
+                                 ExpectedVideo.from_video(vid), prompts))
             continue
         src = next((m for m in required + active if stores[m.name].is_complete(v)), None)
         if src is None:
@@ -105,6 +108,18 @@ def plan_videos(config: FusionConfig, dataset: VOSDataset | None = None, videos:
 def frame_ids(frames: dict[str, MemberFrame]) -> list[int]:
     """The frame's channel layout: the union of the members' object ids, ascending."""
     return sorted(set().union(*(f.obj_ids for f in frames.values())))
+
+
+def fill_given(labels: np.ndarray, given: np.ndarray | None, predicted: Sequence[int]) -> np.ndarray:
+    """On a frame where objects' masks are given, an object that no member predicted there (Cutie outputs the
+    given mask itself and stores no logits for it) takes its given mask, as the model's own output would.
+    Objects some member did predict keep the fused result, so single-member identity holds for every model."""
+    if given is None:
+        return labels
+    todo = [int(o) for o in np.unique(given) if o != 0 and int(o) not in set(predicted)]
+    for o in todo:
+        labels[given == o] = o
+    return labels
 
 
 def groups_of(config: FusionConfig) -> tuple[GroupUse, ...]:
@@ -179,7 +194,9 @@ def _fuse_video(config: FusionConfig, job: VideoJob, labels_dir, resume: bool) -
             for name in todo:
                 frames = load_frames(members, job.name, name)
                 ff, ids = frame_fusion(frames, job.video_hw)
-                writer.write(job.name, name, to_ids(ff.fuse(groups, config.mode), ids))
+                labels = to_ids(ff.fuse(groups, config.mode), ids)
+                labels = fill_given(labels, (job.prompts or {}).get(name), ids)
+                writer.write(job.name, name, labels)
                 result.frames_written += 1
     finally:
         for mv in members.values():

@@ -23,7 +23,8 @@ from data.dataset import VOSDataset
 from data.errors import DatasetError
 
 from .config import FusionConfig
-from .fuse import VideoJob, check_members, frame_fusion, load_frames, open_members, open_stores, plan_videos
+from .fuse import (VideoJob, check_members, fill_given, frame_fusion, load_frames, open_members, open_stores,
+                   plan_videos)
 from .grid import Setting
 from .ops import torch_threads
 from .voting import to_ids
@@ -118,9 +119,11 @@ def _sweep_video(config, settings, job, dataset, protocols, mose_ids) -> VideoSw
                 score_ids = sorted(set(fixed) | set(ids) | present_gt)
                 flat_idx = var_idx.numpy()
                 by_key = {}
+                given = (job.prompts or {}).get(name)
                 for s in uniq:
                     pred = base.copy()
                     pred.reshape(-1)[flat_idx] = var[s]
+                    pred = fill_given(pred, given, ids)  # exactly as fuse writes the frame
                     by_key[keys[s]] = scorer.score(gt, pred, score_ids)
                 for s in range(S):
                     sc = by_key[keys[s]]

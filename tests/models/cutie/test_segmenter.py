@@ -60,7 +60,7 @@ def test_single_member_fusion_is_cuties_argmax(setup, small_net):
     run_stage(ds, ds.video_names, store, seg, progress=False, echo=lambda s: None)
     fuse(config_from_stores([store.root]), tmp / "run_id", dataset=ds)
     for name in ds.video_names:
-        for want in _direct(small_net, ds[name])[1:]:
+        for want in _direct(small_net, ds[name]):  # the prompt frame too: the given mask
             got = read_labels(tmp / "run_id" / "labels" / name / f"{ds[name].frame_names[want.index]}.png")
             np.testing.assert_array_equal(got, want.labels)
 
