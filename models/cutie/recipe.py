@@ -14,7 +14,8 @@ Recipe dict (all lists are plain ints; ``json.dumps`` works on it)::
       "internal_hw": [h, w],         # internal frame size before padding (h = Hp - top - bottom, ...)
       "resize_hw": [[h1, w1], ...],  # bilinear resizes applied after unpadding, in order (may be empty)
       "video_hw": [H, W],            # final size (= last resize_hw entry, or internal_hw if none)
-      "hflip": false,                # logits came from the horizontally mirrored frame: mirror back
+      "hflip": false,                # logits came from the horizontally mirrored (unpadded) frame of a
+                                     # flipped member: mirror the final probabilities back
       "flip_aug": false,             # logits are (2, N, h4, w4): [0] plain, [1] mirrored; average
       "source": "network",           # "network"; "mask" (given annotation, logits are NaN);
                                      # "network+mask" (new objects given on a frame with predictions:
@@ -30,9 +31,11 @@ The function (``stride4_logits_to_prob``), for logits L of shape (N, h4, w4), N 
 3. A = log(P / (1 - P))                                     ("soft aggregation" logits, N+1 channels)
 4. A = bilinear upsample x4, align_corners=False            (-> Hp x Wp)
 5. Q = softmax over the N+1 channels
-6. if hflip: mirror Q along width; if flip_aug: Q = (Q[0] + mirror(Q[1])) / 2 (steps 1-5 per pass)
+6. if flip_aug: Q = (Q[0] + mirror(Q[1])) / 2 (steps 1-5 per pass; Cutie mirrors the padded frame)
 7. unpad: Q[:, top:Hp-bottom, left:Wp-right]
 8. for each (h, w) in resize_hw: bilinear resize to (h, w), align_corners=False (no antialias)
+9. if hflip: mirror Q along width (the member mirrored the frame before padding, so with an odd padding
+   the mirror must come after unpadding)
 
 Result: (N+1, H, W) probabilities; channel 0 is background, channel k the k-th object of the frame's
 ``obj_ids``. ``argmax`` over channels (then channel -> object id) gives Cutie's label map.
@@ -164,7 +167,7 @@ def stride4_logits_to_prob(logits: np.ndarray | torch.Tensor, recipe: dict[str, 
             if x.ndim != 3:
                 raise ValueError(f"logits must be (N, h4, w4), got {tuple(x.shape)}")
             prob = _pass_to_padded_prob(x)
-            if recipe.get("hflip"):
-                prob = torch.flip(prob, dims=[-1])
         prob = finish_padded_prob(prob, recipe)
+        if recipe.get("hflip") and not recipe.get("flip_aug"):
+            prob = torch.flip(prob, dims=[-1])
     return prob.cpu().numpy() if as_numpy else prob

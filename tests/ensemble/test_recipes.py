@@ -63,3 +63,18 @@ def test_sam2_footing_is_exact_at_the_sigmoid_rounding_edge():
     two = torch.stack([z[0, 0], torch.full((7,), -20.0)])[:, None, :]
     m2 = recipes.sam2_channels(two, [1, 2], 3)
     assert first_argmax(m2).tolist() == [[1, 0, 0, 1, 0, 1, 0]]
+
+
+def test_cutie_flipped_member_mirrors_after_unpadding_on_both_sides():
+    """A flipped member mirrors the unpadded frame, so with odd (asymmetric) padding the mirror must come after
+    unpad and resize: the ensemble and the Cutie stage's recipe must agree on that."""
+    rng = np.random.default_rng(5)
+    pad = cutie_recipe.pad_amounts(37, 53)
+    assert pad[0] != pad[1]
+    hp, wp = 37 + pad[2] + pad[3], 53 + pad[0] + pad[1]
+    rec = cutie_recipe.make_recipe(padded_hw=[hp, wp], pad=pad, resize_hw=[[50, 70]])
+    logits = rng.normal(0, 3, (2, hp // 4, wp // 4)).astype(np.float32)
+    theirs = cutie_recipe.stride4_logits_to_prob(logits, dict(rec, hflip=True))
+    ours = recipes.hflip(recipes.cutie_video_prob(torch.from_numpy(logits), rec)).numpy()
+    assert np.array_equal(ours, theirs)
+    assert np.array_equal(theirs, cutie_recipe.stride4_logits_to_prob(logits, rec)[:, :, ::-1])
