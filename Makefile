@@ -22,6 +22,9 @@ test:
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 
 bench:
+	# references for the side-by-side runs; vos-benchmark asks for opencv-python, which would clash with the
+	# headless build the tests use, so it comes without its dependencies (the rest are ours already)
+	$(PIP) install -q scikit-image && $(PIP) install -q --no-deps vos-benchmark==0.1.0
 	$(BIN)/python -m pytest -q -s -p no:cacheprovider -o python_files="bench_*.py" tests/benchmarks
 
 demo:

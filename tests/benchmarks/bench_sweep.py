@@ -122,3 +122,12 @@ def main(argv=None) -> dict:
 
 if __name__ == "__main__":
     main()
+
+
+def test_sweep_of_50_settings_costs_at_most_5_passes():
+    """`make bench` entry: the goal of the ensemble issue (50 settings <= 5x one fuse+evaluate pass)."""
+    import pytest
+    if not (SHARED / "vos-clips").is_dir():
+        pytest.skip(f"shared clips not found at {SHARED / 'vos-clips'}")
+    out = main([])
+    assert out["ratio_sweep_vs_one_pass"]["cpu"] <= 5.0
