@@ -135,13 +135,10 @@ def test_unreadable_frame(two_videos, golden_weights, tmp_path, capsys):
     assert store.videos() == ["bmx-trees"] and not store.is_complete("libby") and leftovers(out) == []
 
 
-def test_other_models_and_bad_shard_fail_clearly(two_videos, golden_weights, tmp_path, capsys):
+def test_bad_shard_and_missing_checkpoint_fail_before_anything_is_built(two_videos, golden_weights, tmp_path,
+                                                                         capsys):
     assert main(infer_args(two_videos, tmp_path / "s", golden_weights, "--shard", "2/2")) == 2
     assert "bad shard '2/2'" in capsys.readouterr().err
-    args = infer_args(two_videos, tmp_path / "s", golden_weights)
-    args[args.index("sam2")] = "cutie"
-    assert main(args) == 2
-    assert "--model cutie is not wired into `masseg infer` yet" in capsys.readouterr().err
     args = infer_args(two_videos, tmp_path / "s", golden_weights)
     del args[args.index("--checkpoint"):args.index("--checkpoint") + 2]
     assert main(args) == 2
