@@ -7,7 +7,9 @@ once, so a typo does not surface after an hour of inference. See ``configs/*.tom
 Schema::
 
     [run]     out (str, required), device ("auto"), launcher ("inline"|"local"|"ray"), workers (int >= 1),
-              address (str, ray), codec ("q16"|"q8"|"f16"|"f32"), zip (str, default <out>/submission.zip)
+              address (str, ray), codec ("q16"|"q8"|"f16"|"f32"), zip (str, default <out>/submission.zip),
+              threads (int: torch CPU threads per process; 0 = torch's default. CPU results can differ in the
+              last bits between thread counts, so pin it where runs must be bit-reproducible)
     [data]    root (str, required), split (str), objects_from ("auto"|"first_frame"|"appearance"),
               protocol ("davis"|"mosev2"|"vos-benchmark"|"none"), palette_from_dataset (bool)
     [[member]] name (str, required, unique), model ("sam2"|"cutie", required), checkpoint (str, required:
@@ -49,7 +51,8 @@ class ConfigError(MassegError):
 # key -> (types, required, default, allowed values or None)
 _RUN = {"out": (str, True, None, None), "device": (str, False, "auto", None),
         "launcher": (str, False, "inline", ("inline", "local", "ray")), "workers": (int, False, 1, None),
-        "address": (str, False, "", None), "codec": (str, False, "q16", CODECS), "zip": (str, False, "", None)}
+        "address": (str, False, "", None), "codec": (str, False, "q16", CODECS), "zip": (str, False, "", None),
+        "threads": (int, False, 0, None)}
 _DATA = {"root": (str, True, None, None), "split": (str, False, "", None),
          "objects_from": (str, False, "auto", ("auto", "first_frame", "appearance")),
          "protocol": (str, False, "davis", PROTOCOLS), "palette_from_dataset": (bool, False, True, None)}
@@ -183,6 +186,8 @@ def load_experiment(path: str | os.PathLike, overrides: dict | None = None, chec
     fusion = _check_table(raw.get("fusion", {}), _FUSION, "fusion", problems)
     if isinstance(run.get("workers"), int) and run["workers"] < 1:
         problems.append("run.workers: must be >= 1")
+    if isinstance(run.get("threads"), int) and run["threads"] < 0:
+        problems.append("run.threads: must be >= 0 (0 = torch's default)")
     base = path.parent
     if data.get("root"):
         data["root"] = _resolve(base, data["root"])

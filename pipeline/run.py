@@ -179,7 +179,7 @@ def _infer(exp: Experiment, folder: RunFolder, ds: VOSDataset, echo) -> dict:
     done = {}
     for run in exp.member_runs():
         spec = spec_from_member_run(run, device=exp.run["device"], codec=exp.run["codec"],
-                                    objects_from=ds.objects_from)
+                                    objects_from=ds.objects_from, threads=exp.run["threads"] or None)
         store = folder.store(run.store_name)
         echo(f"[infer] {run.store_name}")
         launcher = exp.run["launcher"]

@@ -1,7 +1,12 @@
 """Shared fixtures: where ../shared lives, and skipping cleanly when it does not."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# Before torch starts OpenMP: spinning idle OpenMP workers make 2-thread runs several times slower whenever the
+# 2 cores are shared (another test process, a benchmark).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest
 

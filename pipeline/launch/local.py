@@ -24,7 +24,7 @@ from data.errors import MassegError
 
 from .report import Failure, LaunchReport
 from .spec import check_spec, spec_to_json
-from .work import check_store, open_dataset
+from .work import check_store, planned_videos
 
 TAIL_LINES = 20
 
@@ -131,15 +131,7 @@ def launch_local(member_spec: dict, root, split, store_path, workers: int | None
     spec = check_spec(member_spec)
     say = echo or (lambda s: print(s, file=out or sys.stdout, flush=True))
     root, store_path = Path(root).resolve(), Path(store_path).resolve()
-    dataset = open_dataset(root, split, spec["objects_from"])
-    counts = dataset.frame_counts()
-    if videos is not None:
-        missing = [v for v in videos if v not in counts]
-        if missing:
-            raise MassegError(f"videos not in the dataset: {', '.join(missing[:5])}", root)
-        counts = {v: counts[v] for v in videos}
-    if not counts:
-        raise MassegError("no videos to run", root, "check --root and --split")
+    dataset, counts = planned_videos(root, split, spec["objects_from"], videos)
 
     from pipeline.registry import resolve_checkpoint
     resolve_checkpoint(spec["checkpoint"])  # download once here, not N times (and fail before any worker starts)

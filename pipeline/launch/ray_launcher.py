@@ -22,7 +22,7 @@ from data.shards import assign_shards
 
 from .report import Failure, LaunchReport
 from .spec import check_spec
-from .work import check_store, open_dataset, run_videos
+from .work import check_store, planned_videos, run_videos
 
 RETRY_EXCEPTIONS = [RuntimeError, OSError]
 
@@ -53,15 +53,7 @@ def launch_ray(member_spec: dict, root, split, store_path, address: str | None =
     if unit not in ("video", "shard"):
         raise MassegError(f"unknown unit {unit!r}", fix="use video or shard")
     root, store_path = Path(root).resolve(), Path(store_path).resolve()
-    dataset = open_dataset(root, split, spec["objects_from"])
-    counts = dataset.frame_counts()
-    if videos is not None:
-        missing = [v for v in videos if v not in counts]
-        if missing:
-            raise MassegError(f"videos not in the dataset: {', '.join(missing[:5])}", root)
-        counts = {v: counts[v] for v in videos}
-    if not counts:
-        raise MassegError("no videos to run", root, "check --root and --split")
+    dataset, counts = planned_videos(root, split, spec["objects_from"], videos)
 
     started_here = False
     if not ray.is_initialized():

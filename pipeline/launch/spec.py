@@ -77,14 +77,15 @@ def check_spec(spec: dict) -> dict:
     return out
 
 
-def spec_from_member_run(run, device: str = "auto", codec: str = DEFAULT_CODEC, objects_from: str = "auto") -> dict:
+def spec_from_member_run(run, device: str = "auto", codec: str = DEFAULT_CODEC, objects_from: str = "auto",
+                         threads: int | None = None) -> dict:
     """Spec of one :class:`pipeline.config.MemberRun` (a configured member at one scale, flipped or not)."""
     m = run.member
     opts = dict(m.options)
     if m.model == "sam2" and "variant" in opts:
         opts["config"] = opts.pop("variant")
     return member_spec(m.model, m.checkpoint, scale=run.scale, flip=run.flip, device=device, codec=codec,
-                       objects_from=objects_from, **opts)
+                       objects_from=objects_from, threads=threads, **opts)
 
 
 def spec_to_json(spec: dict) -> str:

@@ -137,6 +137,20 @@ def _complete(store_path: Path, video: str) -> bool:
     return (store_path / "videos" / f"{video}.zip").is_file()
 
 
+def planned_videos(root, split, objects_from: str, videos: Sequence[str] | None = None):
+    """(dataset, {video: frame count}) of the videos a launcher will run: the split, or the given subset of it."""
+    dataset = open_dataset(root, split, objects_from)
+    counts = dataset.frame_counts()
+    if videos is not None:
+        missing = [v for v in videos if v not in counts]
+        if missing:
+            raise MassegError(f"videos not in the dataset: {', '.join(missing[:5])}", root)
+        counts = {v: counts[v] for v in videos}
+    if not counts:
+        raise MassegError("no videos to run", root, "check --root and --split")
+    return dataset, counts
+
+
 @dataclass
 class StoreCheck:
     """What a store holds compared with the videos a run was meant to produce."""

@@ -23,6 +23,7 @@ CONFIG = """
 [run]
 out = "{out}"
 device = "cpu"
+threads = 2
 [data]
 root = "{root}"
 split = "val"
@@ -83,10 +84,12 @@ def outputs(run: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def reference(material):
+    """The uninterrupted run, as a `masseg run` process like the killed ones (same environment)."""
+    import json
     cfg = write_config(material, "reference")
-    lines = []
-    summary = run_experiment(cfg, echo=lines.append)
-    return cfg, summary, lines
+    assert _start(cfg).wait(timeout=900) == 0
+    summary = json.loads((material[0] / "reference" / "summary.json").read_text())
+    return cfg, summary, []
 
 
 def test_run_end_to_end(reference, material):
