@@ -138,12 +138,11 @@ def fusion_config(exp: Experiment, folder: RunFolder, best_path: str | Path | No
     members = []
     for m in exp.members:
         runs = m.runs()
-        table = exp.fusion["members"].get(m.name, {})
-        weight = table.get("weight", 1.0) if table.get("weight") is not None else 1.0
+        table = exp.fusion["members"].get(m.name, {})  # load_experiment filled the defaults of listed members
+        weight, scale, bias = table.get("weight", 1.0), table.get("scale", 1.0), table.get("bias", 0.0)
         for r in runs:
-            members.append(MemberSpec(name=r.store_name, store=folder.store(r.store_name),
-                                      weight=weight / len(runs), scale=table.get("scale") or 1.0,
-                                      bias=table.get("bias") or 0.0, group=m.name, optional=m.optional))
+            members.append(MemberSpec(name=r.store_name, store=folder.store(r.store_name), weight=weight / len(runs),
+                                      scale=scale, bias=bias, group=m.name, optional=m.optional))
     best_path = best_path or exp.fusion.get("best")
     if not best_path:
         return FusionConfig(tuple(members), mode=exp.fusion["mode"])

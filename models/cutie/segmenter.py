@@ -9,7 +9,6 @@ the ensemble mirrors the probabilities back.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from importlib import metadata
 from pathlib import Path
 from typing import Iterator
@@ -20,6 +19,7 @@ import torchvision.transforms.functional as TF
 
 from data.dataset import Video
 from data.errors import DatasetError, MassegError
+from data.hashing import file_sha256
 
 from .config import preset as make_preset
 from .device import pick_device
@@ -27,14 +27,6 @@ from .inference import frame_recipe
 from .recipe import with_resize
 from .runner import CutieRunner, PromptError, Prompts
 from .weights import CheckpointMismatchError, build_cutie
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _version(pkg: str) -> str | None:
@@ -74,7 +66,7 @@ class CutieSegmenter:
             raise MassegError(f"checkpoint does not fit cutie-{size}: {exc}", self.checkpoint,
                               "use the matching size (small/base) or the right file") from None
         self.runner = CutieRunner(network, self.settings)
-        self.checkpoint_sha256 = _sha256(self.checkpoint)
+        self.checkpoint_sha256 = file_sha256(self.checkpoint)
 
     # ---- stage protocol --------------------------------------------------------------------------------------
     def manifest(self) -> dict:

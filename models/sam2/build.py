@@ -8,7 +8,6 @@ config/checkpoint mismatch names keys, shapes and the config that would fit; loa
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -117,14 +116,6 @@ def build_predictor(config: str | ConfigRef, device: torch.device | str = "cpu",
                           ref.path, "pass a packaged variant name or a SAM2 model config (with a top-level "
                                     "'model:' section, like configs/sam2.1/sam2.1_hiera_t.yaml)") from None
     return predictor.to(torch.device(device)), ref
-
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def guess_variant(state_dict: dict) -> str | None:

@@ -30,7 +30,9 @@ from data.dataset import Video
 from data.errors import MassegError
 from models.stage import FrameOutput
 
-from .build import build_predictor, file_sha256, load_checkpoint
+from data.hashing import file_sha256
+
+from .build import build_predictor, load_checkpoint
 from .frames import LazyFrames
 
 
