@@ -1,7 +1,8 @@
 """One member's logits for one video: opened, checked against the video, mapped frame by frame on demand.
 
-A frame's maps are cached per (object ids, scale, bias), and SAM2's video-resolution logits once per frame,
-so a sweep over many output scalings decodes and upsamples each member frame only once.
+A frame's maps are cached per (object ids, scale, bias), and the scale-independent part of its recipe's mapping
+(SAM2's video-resolution logits) once per frame, so a sweep over many output scalings decodes and upsamples each
+member frame only once. The mapping is looked up by the recipe's type (``ensemble.recipes.MAPPINGS``).
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 import torch
 
 from data.errors import StoreError
+from data.recipes import from_dict
 from data.store import FrameLogits, LogitStore
 
 from . import recipes
@@ -28,7 +30,8 @@ class MemberVideo:
         self.video = video
         self.video_hw = (int(video_hw[0]), int(video_hw[1]))
         self.reader = None
-        self.kind = None
+        self.recipe = None
+        self.mapping = None
         self.missing_frames: list[str] = []
         store = store if store is not None else LogitStore.open(spec.store)
         if not store.is_complete(video):
@@ -39,12 +42,11 @@ class MemberVideo:
                              "run (or finish) inference of this member on the split, or mark it optional = true")
         self.available = True
         self.reader = store.reader(video)
-        recipe = self.reader.recipe
-        self.kind = recipes.check_recipe(recipe, self.reader.path)
-        self.recipe = recipe
-        self.hflip = bool(recipe.get("hflip", False))
+        self.recipe = recipe = from_dict(self.reader.recipe, self.reader.path)
+        self.mapping = recipes.mapping_for(recipe, self.reader.path)   # dispatch by recipe type
+        self.hflip = recipe.hflip
         hw = tuple(int(v) for v in self.reader.video_hw)
-        rec_hw = tuple(int(v) for v in recipe["video_hw"])
+        rec_hw = recipe.video_hw
         if hw != self.video_hw or rec_hw != self.video_hw:
             raise StoreError(f"member {spec.name!r} maps video {video!r} to {rec_hw[1]}x{rec_hw[0]} "
                              f"(index {hw[1]}x{hw[0]}) but the video is {self.video_hw[1]}x{self.video_hw[0]}",
@@ -98,7 +100,7 @@ class MemberFrame:
         self.member = member
         self.obj_ids = [int(o) for o in fl.obj_ids]
         self._native = recipes.as_tensor(fl.logits)
-        self._up: torch.Tensor | None = None
+        self._prepared: torch.Tensor | None = None
         self._cache: dict[tuple, torch.Tensor] = {}
 
     def present(self, ids: Sequence[int]) -> np.ndarray:
@@ -110,27 +112,15 @@ class MemberFrame:
         channel = {oid: c for c, oid in enumerate(ids, 1)}
         return [channel[o] for o in self.obj_ids]
 
-    def video_logits(self) -> torch.Tensor:
-        """SAM2 only: (N, H, W) video-resolution logits in store order (cached; mirrored back if hflip)."""
-        if self._up is None:
-            up = recipes.sam2_upsample(self._native, self.member.video_hw)
-            self._up = recipes.hflip(up) if self.member.hflip else up
-        return self._up
-
     def map(self, ids: Sequence[int], scale: float = 1.0, bias: float = 0.0) -> torch.Tensor:
         """(C, H, W) float32 map for the channel layout ``[background, *ids]`` under output scaling."""
         key = (tuple(ids), float(scale), float(bias))
         out = self._cache.get(key)
         if out is None:
-            rows = self._rows(ids)
-            n = len(ids) + 1
             m = self.member
-            if m.kind == recipes.SAM2_KIND:
-                out = recipes.sam2_channels(self.video_logits(), rows, n, scale, bias)
-            else:
-                out = recipes.cutie_channels(self._native, m.recipe, rows, n, scale, bias)
-                if m.hflip:
-                    out = recipes.hflip(out)
+            if self._prepared is None:   # the scale-independent part (SAM2: upsampling), once per frame
+                self._prepared = m.mapping.prepare(self._native, m.recipe)
+            out = m.mapping.channels(self._prepared, m.recipe, self._rows(ids), len(ids) + 1, scale, bias)
             self._cache[key] = out
         return out
 

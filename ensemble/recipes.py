@@ -23,44 +23,27 @@ MASSeg output scaling ``p = sigmoid(scale * logit + bias)`` is applied where the
 video-resolution logits before the clamp, and to Cutie's per-object logits before aggregation. ``scale=1,
 bias=0`` skips the arithmetic, so the model's own numbers pass through untouched.
 
-The ensemble may not import ``models`` (dependency rule), so the Cutie mapping is written here;
-``tests/ensemble/test_recipes.py`` checks it against ``models.cutie.recipe``.
+The recipe types themselves (kinds, fields, checks) are defined once, in :mod:`data.recipes`, shared with the
+models that write them; each kind's mapping is looked up in ``MAPPINGS`` by its class. The ensemble may not
+import ``models`` (dependency rule), so the Cutie arithmetic is written here; ``tests/ensemble/test_recipes.py``
+checks it against ``models.cutie.recipe``.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from data.errors import StoreError
+from data.recipes import CutieStride4, Recipe, Sam2Bilinear, as_recipe
 
 from .ops import first_argmax
-
-SAM2_KIND = "sam2_bilinear"
-CUTIE_KIND = "cutie_stride4"
-KINDS = (SAM2_KIND, CUTIE_KIND)
 
 SAM2_CLAMP = -10.0        # SAM2Base._apply_non_overlapping_constraints
 CUTIE_EPS = 1e-7          # Cutie's aggregate() clamp
 CUTIE_STRIDE = 4
-
-
-def check_recipe(recipe: dict, where) -> str:
-    """Validate a recipe from a store's video index; returns its kind. ``where`` names the file for errors."""
-    kind = recipe.get("kind") if isinstance(recipe, dict) else None
-    if kind not in KINDS:
-        raise StoreError(f"unknown logit recipe kind {kind!r}", where,
-                         f"the ensemble understands {', '.join(KINDS)}; re-run inference with a current stage")
-    need = ["video_hw"] + (["padded_hw", "pad"] if kind == CUTIE_KIND else [])
-    missing = [k for k in need if k not in recipe]
-    if missing:
-        raise StoreError(f"{kind} recipe lacks {', '.join(missing)}", where, "re-run inference for this video")
-    if kind == CUTIE_KIND and recipe.get("flip_aug"):
-        raise StoreError("cutie flip_aug recipes (both passes in one frame) are not supported by the ensemble",
-                         where, "store the plain and the mirrored run as two members (hflip=true) in one group")
-    return kind
 
 
 def _scaled(x: torch.Tensor, scale: float, bias: float) -> torch.Tensor:
@@ -125,9 +108,11 @@ def cutie_padded_prob(logits: torch.Tensor, scale: float = 1.0, bias: float = 0.
     return F.softmax(agg, dim=1)[0]
 
 
-def cutie_video_prob(logits: torch.Tensor, recipe: dict, scale: float = 1.0, bias: float = 0.0) -> torch.Tensor:
+def cutie_video_prob(logits: torch.Tensor, recipe: CutieStride4 | Mapping, scale: float = 1.0,
+                     bias: float = 0.0) -> torch.Tensor:
     """(N, h4, w4) -> (N+1, H, W) video-res probabilities in the frame's object order (Cutie's step() output)."""
-    hp, wp = (int(v) for v in recipe["padded_hw"])
+    recipe = as_recipe(recipe)
+    hp, wp = recipe.padded_hw
     if tuple(logits.shape[-2:]) != (hp // CUTIE_STRIDE, wp // CUTIE_STRIDE):
         raise ValueError(f"logits are {tuple(logits.shape[-2:])}, recipe padded_hw/4 is "
                          f"{(hp // CUTIE_STRIDE, wp // CUTIE_STRIDE)}")
@@ -135,7 +120,7 @@ def cutie_video_prob(logits: torch.Tensor, recipe: dict, scale: float = 1.0, bia
         prob = torch.ones((1, hp, wp), dtype=torch.float32)
     else:
         prob = cutie_padded_prob(logits, scale, bias)
-    left, right, top, bottom = (int(v) for v in recipe["pad"])
+    left, right, top, bottom = recipe.pad
     prob = prob[:, top:hp - bottom, left:wp - right]
     for h, w in _resize_chain(recipe):
         if tuple(prob.shape[-2:]) != (h, w):
@@ -143,14 +128,12 @@ def cutie_video_prob(logits: torch.Tensor, recipe: dict, scale: float = 1.0, bia
     return prob
 
 
-def _resize_chain(recipe: dict) -> list[tuple[int, int]]:
+def _resize_chain(recipe: CutieStride4) -> list[tuple[int, int]]:
     """Bilinear resizes after unpadding: the recipe's explicit chain, else one step to video_hw when needed."""
-    if recipe.get("resize_hw"):
-        return [(int(h), int(w)) for h, w in recipe["resize_hw"]]
-    return [tuple(int(v) for v in recipe["video_hw"])]
+    return list(recipe.resize_hw) if recipe.resize_hw else [recipe.video_hw]
 
 
-def cutie_channels(logits: torch.Tensor, recipe: dict, rows: Sequence[int], n_channels: int,
+def cutie_channels(logits: torch.Tensor, recipe: CutieStride4 | Mapping, rows: Sequence[int], n_channels: int,
                    scale: float = 1.0, bias: float = 0.0) -> torch.Tensor:
     """Cutie's probabilities scattered into the (C, H, W) common-footing map (absent objects: 0)."""
     prob = cutie_video_prob(logits, recipe, scale, bias)
@@ -171,3 +154,47 @@ def hflip(x: torch.Tensor) -> torch.Tensor:
 def as_tensor(a: np.ndarray) -> torch.Tensor:
     """float32 tensor sharing memory with a (decoded, writable) store array."""
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+
+
+# ---- dispatch by recipe type -----------------------------------------------------------------------------------
+class Sam2Mapping:
+    """``sam2_bilinear``: upsampling (the costly, scale-independent part) once per frame, then per scaling."""
+
+    @staticmethod
+    def prepare(native: torch.Tensor, recipe: Sam2Bilinear) -> torch.Tensor:
+        up = sam2_upsample(native, recipe.video_hw)
+        return hflip(up) if recipe.hflip else up
+
+    @staticmethod
+    def channels(prepared: torch.Tensor, recipe: Sam2Bilinear, rows: Sequence[int], n_channels: int,
+                 scale: float, bias: float) -> torch.Tensor:
+        return sam2_channels(prepared, rows, n_channels, scale, bias)
+
+
+class CutieMapping:
+    """``cutie_stride4``: the scaling acts on the native logits, so everything happens per scaling."""
+
+    @staticmethod
+    def prepare(native: torch.Tensor, recipe: CutieStride4) -> torch.Tensor:
+        return native
+
+    @staticmethod
+    def channels(prepared: torch.Tensor, recipe: CutieStride4, rows: Sequence[int], n_channels: int,
+                 scale: float, bias: float) -> torch.Tensor:
+        out = cutie_channels(prepared, recipe, rows, n_channels, scale, bias)
+        return hflip(out) if recipe.hflip else out
+
+
+MAPPINGS: dict[type[Recipe], type] = {Sam2Bilinear: Sam2Mapping, CutieStride4: CutieMapping}
+
+
+def mapping_for(recipe: Recipe, where) -> type:
+    """The mapping of a recipe's kind; StoreError (naming ``where``) for a kind or variant the ensemble cannot fuse."""
+    mapping = MAPPINGS.get(type(recipe))
+    if mapping is None:
+        raise StoreError(f"the ensemble has no mapping for logit recipe kind {recipe.KIND!r}", where,
+                         f"it fuses {', '.join(r.KIND for r in MAPPINGS)}")
+    if isinstance(recipe, CutieStride4) and recipe.flip_aug:
+        raise StoreError("cutie flip_aug recipes (both passes in one frame) are not supported by the ensemble",
+                         where, "store the plain and the mirrored run as two members (hflip=true) in one group")
+    return mapping

@@ -5,7 +5,8 @@ A segmenter plugs in by exposing (duck typing; :class:`Segmenter` documents it):
 * ``name``: short model name (``"sam2"``), used in messages.
 * ``manifest() -> dict``: the store manifest of this member (needs ``model``; identity keys must be stable across
   runs so that a rerun resumes instead of failing).
-* ``recipe(video) -> dict``: how the ensemble maps this video's native logits to video resolution.
+* ``recipe(video)``: how the ensemble maps this video's native logits to video resolution: a typed recipe of
+  :mod:`data.recipes` (or its dict form); the stage checks it against that one definition before storing it.
 * ``video_meta(video) -> dict``: extra keys for the video's index (object ids, first frames, ...); may be ``{}``.
 * ``run_video(video) -> Iterator[FrameOutput]``: one output per frame, in any order, every frame exactly once.
 
@@ -24,6 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from data.dataset import VOSDataset, Video
+from data.recipes import Recipe, as_recipe
 from data.store import LogitStore
 
 
@@ -43,7 +45,7 @@ class Segmenter(Protocol):
 
     def manifest(self) -> dict: ...
 
-    def recipe(self, video: Video) -> dict: ...
+    def recipe(self, video: Video) -> Recipe | dict: ...
 
     def video_meta(self, video: Video) -> dict: ...
 
@@ -69,9 +71,12 @@ class StageResult:
 
 
 def video_store_meta(segmenter: Segmenter, video: Video) -> dict:
-    """The index meta of one video: frame names, size, recipe, plus the segmenter's extra keys."""
+    """The index meta of one video: frame names, size, recipe, plus the segmenter's extra keys. A recipe of an
+    unknown kind, or a malformed one, fails here: before the video is written, not when the ensemble reads it."""
+    name = getattr(segmenter, "name", type(segmenter).__name__)
+    recipe = as_recipe(segmenter.recipe(video), f"recipe of segmenter {name!r} for video {video.name!r}")
     meta = {"frame_names": list(video.frame_names), "video_hw": [int(v) for v in video.size],
-            "recipe": segmenter.recipe(video)}
+            "recipe": recipe.to_dict()}
     extra = segmenter.video_meta(video) if hasattr(segmenter, "video_meta") else {}
     meta.update(extra or {})
     return meta

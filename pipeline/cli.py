@@ -9,7 +9,7 @@ import click
 
 from data.errors import MassegError
 
-# name -> "module:attribute" of a click command
+# name -> "module:attribute" of a click command, or of a function returning one
 COMMANDS = {
     "run": "pipeline.commands.run:run",
     "demo": "pipeline.commands.demo:demo",
@@ -17,11 +17,11 @@ COMMANDS = {
     "evaluate": "pipeline.commands.evaluate:evaluate",
     "fuse": "pipeline.commands.fuse:fuse",
     "sweep": "pipeline.commands.sweep:sweep",
-    "infer": "pipeline.commands.infer:infer",
+    "infer": "pipeline.commands.infer:command",
     "submit": "pipeline.commands.submit:submit",
     "validate": "pipeline.commands.submit:validate",
     "checkpoints": "pipeline.commands.checkpoints:checkpoints",
-    "launch-infer": "pipeline.commands.launch:launch_infer",
+    "launch-infer": "pipeline.commands.launch:command",
 }
 
 
@@ -34,7 +34,9 @@ class LazyGroup(click.Group):
         if target is None:
             return None
         module, attr = target.split(":")
-        return getattr(importlib.import_module(module), attr)
+        obj = getattr(importlib.import_module(module), attr)
+        # a factory builds its command on each call (infer, launch-infer: options from the model registry)
+        return obj if isinstance(obj, click.Command) else obj()
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,8 +1,11 @@
 """Experiment configs (TOML): parsed and checked completely before any work starts.
 
-An experiment names the data, the members (model, checkpoint, input scales, flip, model knobs), the fusion and
-the run folder. Every problem is collected with the offending key (``member[1].scales[0]``) and reported at
-once, so a typo does not surface after an hour of inference. See ``configs/*.toml`` for examples.
+An experiment names the data, the members (model, checkpoint, input sizes, flip, model options), the fusion and
+the run folder. Every problem is collected with the offending key (``member[1].image_size``) and reported at
+once, before any work starts, so a typo does not surface after an hour of inference. What a member may hold
+comes from the model registry (:mod:`models.registry`): unknown models, options a model does not take, values
+its declaration refuses (a SAM2 size that is not a multiple of 32, an unknown variant or preset) and checkpoints
+of another model family are all config problems. See ``configs/*.toml`` for examples.
 
 Schema::
 
@@ -12,11 +15,16 @@ Schema::
               last bits between thread counts, so pin it where runs must be bit-reproducible)
     [data]    root (str, required), split (str), objects_from ("auto"|"first_frame"|"appearance"),
               protocol ("davis"|"mosev2"|"vos-benchmark"|"none"), palette_from_dataset (bool)
-    [[member]] name (str, required, unique), model ("sam2"|"cutie", required), checkpoint (str, required:
-              registry name or path), scales (list of int), flip (bool), optional (bool),
-              sam2: variant (str), mem_scale (float), mem_bias (float), vos_optimized (bool)
+    [[member]] name (str, required, unique), model (str, required: a registered model, see `masseg infer
+              --help`), checkpoint (str, required: registry name or path), image_size (int or list of int: the
+              model input size, one store per size; default: the model's), flip (bool), optional (bool), and the
+              model's own options, declared in its registry entry (models/members/<model>.py):
+              sam2: variant (str: sam2.1_hiera_t/s/b+/l..., default the registry checkpoint's), mem_scale
+              (float), mem_bias (float), vos_optimized (bool); image_size a multiple of 32 (default 1024)
               cutie: size ("small"|"base"), preset ("mose"|"davis"|"mose_plus"|"davis_plus"|"generic"|
-              "long_video"); scales are the shorter side the frames are resized to (official eval: 480)
+              "long_video"); image_size is the shorter side the frames are resized to (default: the preset's,
+              480 for mose/davis, 720 for the plus presets, 0 = native size for generic/long_video)
+              `scales` (list of int) is the old name of image_size: still read, with a warning
     [fusion]  mode ("soft"|"majority"), best (str: a `masseg sweep` best.toml; its members are matched to this
               experiment's stores by store name, and their weights/scaling/mode win),
               [fusion.members.<name>] weight (float >= 0), scale (float), bias (float)
@@ -36,7 +44,6 @@ from data.errors import MassegError
 
 PROTOCOLS = ("davis", "mosev2", "vos-benchmark", "none")
 CODECS = ("q16", "q8", "f16", "f32")
-CUTIE_PRESETS = ("mose", "davis", "mose_plus", "davis_plus", "generic", "long_video")  # models.cutie.PRESETS
 
 
 class ConfigError(MassegError):
@@ -56,16 +63,10 @@ _RUN = {"out": (str, True, None, None), "device": (str, False, "auto", None),
 _DATA = {"root": (str, True, None, None), "split": (str, False, "", None),
          "objects_from": (str, False, "auto", ("auto", "first_frame", "appearance")),
          "protocol": (str, False, "davis", PROTOCOLS), "palette_from_dataset": (bool, False, True, None)}
-_MEMBER_COMMON = {"name": (str, True, None, None), "model": (str, True, None, ("sam2", "cutie")),
-                  "checkpoint": (str, True, None, None), "scales": (list, False, None, None),
-                  "flip": (bool, False, False, None), "optional": (bool, False, False, None)}
-_MEMBER_MODEL = {
-    "sam2": {"variant": (str, False, "sam2.1_hiera_l", None), "mem_scale": ((int, float), False, 20.0, None),
-             "mem_bias": ((int, float), False, -10.0, None), "vos_optimized": (bool, False, False, None)},
-    "cutie": {"size": (str, False, "base", ("small", "base")),
-              "preset": (str, False, "mose", CUTIE_PRESETS)},
-}
-_DEFAULT_SCALES = {"sam2": [1024], "cutie": [480]}
+_MEMBER_COMMON = {"name": (str, True, None, None), "model": (str, True, None, None),
+                  "checkpoint": (str, True, None, None), "image_size": ((int, list), False, None, None),
+                  "scales": (list, False, None, None), "flip": (bool, False, False, None),
+                  "optional": (bool, False, False, None)}
 _FUSION = {"mode": (str, False, "soft", ("soft", "majority")), "best": (str, False, "", None),
            "members": (dict, False, None, None)}
 _SWEEP = {"weights": (list, False, None, None), "modes": (list, False, None, None),
@@ -116,27 +117,27 @@ class Member:
     name: str
     model: str
     checkpoint: str
-    scales: list[int]
+    image_sizes: list[int]
     flip: bool
     optional: bool
     options: dict = field(default_factory=dict)
 
     def runs(self) -> list["MemberRun"]:
         flips = [False, True] if self.flip else [False]
-        return [MemberRun(self, s, f) for s in self.scales for f in flips]
+        return [MemberRun(self, s, f) for s in self.image_sizes for f in flips]
 
 
 @dataclass
 class MemberRun:
-    """One store: a member at one input scale, flipped or not."""
+    """One store: a member at one input size, flipped or not (store ``<name>-s<image_size>[-flip]``)."""
 
     member: Member
-    scale: int
+    image_size: int
     flip: bool
 
     @property
     def store_name(self) -> str:
-        return f"{self.member.name}-s{self.scale}{'-flip' if self.flip else ''}"
+        return f"{self.member.name}-s{self.image_size}{'-flip' if self.flip else ''}"
 
 
 @dataclass
@@ -148,6 +149,7 @@ class Experiment:
     members: list[Member]
     fusion: dict
     sweep: dict | None = None
+    warnings: list[str] = field(default_factory=list)   # accepted, but worth saying (e.g. an old key name)
 
     @property
     def out(self) -> Path:
@@ -201,36 +203,11 @@ def load_experiment(path: str | os.PathLike, overrides: dict | None = None, chec
         problems.append("member: at least one [[member]] table is required")
         raw_members = []
     seen = set()
+    warnings: list[str] = []
     for i, m in enumerate(raw_members):
-        where = f"member[{i}]"
-        model = m.get("model") if isinstance(m, dict) else None
-        schema = dict(_MEMBER_COMMON, **_MEMBER_MODEL.get(model, {}))
-        vals = _check_table(m, schema, where, problems)
-        name = vals.get("name")
-        if name:
-            if name in seen:
-                problems.append(f"{where}.name: {name!r} used twice")
-            seen.add(name)
-            if not all(c.isalnum() or c in "-_." for c in name):
-                problems.append(f"{where}.name: {name!r} may only hold letters, digits, '-', '_' and '.'")
-        scales = vals.get("scales")
-        if scales is None:
-            scales = list(_DEFAULT_SCALES.get(model, [0]))
-        elif not scales or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in scales):
-            problems.append(f"{where}.scales: expected a non-empty list of positive integers, got {scales!r}")
-        elif model == "sam2" and any(s % 16 for s in scales):
-            problems.append(f"{where}.scales: SAM2 input sizes must be multiples of 16, got {scales!r}")
-        ckpt = vals.get("checkpoint")
-        if ckpt:
-            vals["checkpoint"] = _resolve(base, ckpt)
-            if check_files and resolve_checkpoint is not None:
-                err = resolve_checkpoint(vals["checkpoint"])
-                if err:
-                    problems.append(f"{where}.checkpoint: {err}")
-        if name and model in _MEMBER_MODEL:
-            opts = {k: vals[k] for k in _MEMBER_MODEL[model]}
-            members.append(Member(name, model, vals["checkpoint"] or "", list(scales), vals["flip"],
-                                  vals["optional"], opts))
+        member = _check_member(m, f"member[{i}]", base, check_files, resolve_checkpoint, seen, problems, warnings)
+        if member is not None:
+            members.append(member)
     fmembers = fusion.get("members") or {}
     resolved_fm = {}
     for name, table in fmembers.items():
@@ -260,4 +237,67 @@ def load_experiment(path: str | os.PathLike, overrides: dict | None = None, chec
         problems.append("run.address: required with launcher = 'ray' (e.g. 'auto' or 'ray://host:10001')")
     if problems:
         raise ConfigError(path, problems)
-    return Experiment(path, raw, run, data, members, fusion, sweep)
+    return Experiment(path, raw, run, data, members, fusion, sweep, warnings)
+
+
+def _image_sizes(vals: dict, where: str, problems: list[str], warnings: list[str]) -> tuple[list | None, str]:
+    """The member's input sizes as a list (None: the model's default) and the key they were given under."""
+    sizes, key = vals.get("image_size"), "image_size"
+    if vals.get("scales") is not None:
+        if sizes is not None:
+            problems.append(f"{where}.scales: old name of image_size; give only image_size")
+            return None, key
+        sizes, key = vals["scales"], "scales"
+        warnings.append(f"{where}.scales: renamed image_size (one name for the input size everywhere); "
+                        "`scales` is still read")
+    if sizes is None:
+        return None, key
+    sizes = [sizes] if isinstance(sizes, int) and not isinstance(sizes, bool) else sizes
+    if not sizes or not all(isinstance(s, int) and not isinstance(s, bool) for s in sizes):
+        problems.append(f"{where}.{key}: expected an integer or a non-empty list of integers, got {sizes!r}")
+        return None, key
+    if len(set(sizes)) != len(sizes):
+        problems.append(f"{where}.{key}: {sizes!r} lists a size twice")
+    return list(sizes), key
+
+
+def _check_member(m: Any, where: str, base: Path, check_files: bool, resolve_checkpoint, seen: set,
+                  problems: list[str], warnings: list[str]) -> Member | None:
+    """One [[member]] table: the common keys here, the model's own options and input-size rule from its registry
+    declaration (through pipeline.members.check_member, which the launch spec uses too)."""
+    from .members import check_member
+
+    if not isinstance(m, dict):
+        problems.append(f"{where}: expected a table")
+        return None
+    vals = _check_table({k: v for k, v in m.items() if k in _MEMBER_COMMON}, _MEMBER_COMMON, where, problems)
+    model = m.get("model")
+    name = vals.get("name")
+    if name:
+        if name in seen:
+            problems.append(f"{where}.name: {name!r} used twice")
+        seen.add(name)
+        if not all(c.isalnum() or c in "-_." for c in name):
+            problems.append(f"{where}.name: {name!r} may only hold letters, digits, '-' and '_' and '.'")
+    ckpt = vals.get("checkpoint")
+    if ckpt:
+        vals["checkpoint"] = _resolve(base, ckpt)
+        if check_files and resolve_checkpoint is not None:
+            err = resolve_checkpoint(vals["checkpoint"])
+            if err:
+                problems.append(f"{where}.checkpoint: {err}")
+    sizes, size_key = _image_sizes(vals, where, problems, warnings)
+    if not isinstance(model, str):
+        return None  # "model: missing" / "expected a string" is already reported
+    options = {k: v for k, v in m.items() if k not in _MEMBER_COMMON}
+    fam, opts, _, more = check_member(model, vals.get("checkpoint"), options, None, where)
+    problems.extend(more)
+    if fam is None:
+        return None
+    if sizes is None:
+        sizes = [fam.image_size.default_for(opts)]
+    for s in sizes:
+        problems.extend(fam.check_image_size(s, f"{where}.{size_key}"))
+    if not name:
+        return None
+    return Member(name, fam.name, vals["checkpoint"] or "", sizes, vals["flip"], vals["optional"], opts)

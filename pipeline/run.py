@@ -131,7 +131,7 @@ def has_full_ground_truth(ds: VOSDataset) -> bool:
 def fusion_config(exp: Experiment, folder: RunFolder, best_path: str | Path | None = None):
     """The experiment's fusion as an ensemble FusionConfig: one member per store, grouped by configured member.
 
-    A member's weight is shared by its runs (scales / flips), so the group takes part with the configured weight.
+    A member's weight is shared by its runs (input sizes / flips), so the group takes part with the configured weight.
     A sweep result (``[fusion] best``, or this run's own sweep) wins: its members are matched to this experiment's
     stores by store name, so a setting tuned on a local validation split carries over to the test split."""
     from ensemble.config import FusionConfig, MemberSpec, load_config
@@ -151,7 +151,7 @@ def fusion_config(exp: Experiment, folder: RunFolder, best_path: str | Path | No
     theirs = {m.name for m in best.members}
     if theirs != set(ours):
         raise MassegError(f"the sweep result's members {sorted(theirs)} are not this experiment's stores "
-                          f"{sorted(ours)}", best_path, "sweep with the same members, scales and flips")
+                          f"{sorted(ours)}", best_path, "sweep with the same members, input sizes and flips")
     return FusionConfig(tuple(MemberSpec(name=b.name, store=ours[b.name].store, weight=b.weight, scale=b.scale,
                                          bias=b.bias, group=b.group or ours[b.name].group, optional=b.optional)
                               for b in best.members), mode=best.mode)
@@ -203,6 +203,8 @@ def run_experiment(config_path: str | Path, echo: Callable[[str], None] = print,
                    stages: tuple[str, ...] = STAGES, overrides: dict | None = None) -> dict:
     """Run (or resume) an experiment; returns the summary dict."""
     exp = load_experiment(config_path, overrides=overrides, resolve_checkpoint=checkpoint_problem)
+    for w in exp.warnings:
+        echo(f"warning: {w}")
     folder = RunFolder(exp.out)
     ds = VOSDataset(exp.data["root"], exp.data["split"] or None, objects_from=exp.data["objects_from"])
     fusion = fusion_config(exp, folder)  # checked before any work starts
@@ -216,7 +218,7 @@ def _run_locked(exp: Experiment, folder: RunFolder, ds: VOSDataset, fusion, conf
     atomic_write_text(exp.out / "config.toml", Path(config_path).read_text())
     resolved = {"run": exp.run, "data": dict(exp.data, videos=ds.video_names),
                 "members": [{"store": r.store_name, "model": r.member.model, "checkpoint": r.member.checkpoint,
-                             "scale": r.scale, "flip": r.flip, "options": r.member.options}
+                             "image_size": r.image_size, "flip": r.flip, "options": r.member.options}
                             for r in exp.member_runs()],
                 "fusion": fusion.to_dict(relative_to=exp.out)}
     folder.write_json("resolved.json", resolved)

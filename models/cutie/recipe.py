@@ -50,9 +50,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-RECIPE_KIND = "cutie_stride4"
+from data.recipes import CutieStride4
+
+RECIPE_KIND = CutieStride4.KIND   # the one definition of this recipe (fields, checks) is data.recipes
 CLAMP = 1e-7
-PAD_MULTIPLE = 16
+PAD_MULTIPLE = CutieStride4.PAD_MULTIPLE
 LOGIT_STRIDE = 4
 
 
@@ -97,24 +99,9 @@ def make_recipe(
     flip_aug: bool = False,
     source: str = "network",
 ) -> dict[str, Any]:
-    """Build a recipe dict (see module docstring); internal_hw and video_hw are derived."""
-    hp, wp = (int(v) for v in padded_hw)
-    left, right, top, bottom = (int(v) for v in pad)
-    if hp % PAD_MULTIPLE or wp % PAD_MULTIPLE:
-        raise ValueError(f"padded_hw must be multiples of {PAD_MULTIPLE}, got {padded_hw}")
-    internal = [hp - top - bottom, wp - left - right]
-    chain = [[int(h), int(w)] for h, w in resize_hw]
-    return {
-        "kind": RECIPE_KIND,
-        "padded_hw": [hp, wp],
-        "pad": [left, right, top, bottom],
-        "internal_hw": internal,
-        "resize_hw": chain,
-        "video_hw": list(chain[-1]) if chain else list(internal),
-        "hflip": bool(hflip),
-        "flip_aug": bool(flip_aug),
-        "source": source,
-    }
+    """Build a recipe dict (see module docstring); internal_hw and video_hw are derived. The dict is the JSON form
+    of :class:`data.recipes.CutieStride4`, which checks it."""
+    return CutieStride4.make(padded_hw, pad, resize_hw, hflip=hflip, flip_aug=flip_aug, source=source).to_dict()
 
 
 def with_resize(recipe: dict[str, Any], hw: Sequence[int]) -> dict[str, Any]:

@@ -17,15 +17,7 @@ import torch
 
 from data.errors import MassegError
 
-# size letter -> (official checkpoint stem, trunk embed_dim, number of Hiera blocks)
-SIZES = {
-    "t": ("tiny", 96, 12),
-    "s": ("small", 96, 16),
-    "b+": ("base_plus", 112, 24),
-    "l": ("large", 144, 48),
-}
-ALIASES = {"tiny": "t", "small": "s", "base_plus": "b+", "base+": "b+", "b": "b+", "large": "l"}
-VARIANT_RE = re.compile(r"^(sam2|sam2\.1)_hiera_([a-z_+]+)$")
+from .variants import ALIASES, SIZES, VARIANT_RE  # noqa: F401  (re-exported: guess_variant, tests)
 
 
 class CheckpointError(MassegError):

@@ -28,6 +28,7 @@ import torch
 
 from data.dataset import Video
 from data.errors import MassegError
+from data.recipes import Sam2Bilinear
 from models.stage import FrameOutput
 
 from data.hashing import file_sha256
@@ -146,8 +147,8 @@ class Sam2Segmenter:
                 "torch_version": torch.__version__,
                 "runtime": {"device": str(self.device), "vos_optimized": self.vos_optimized}}
 
-    def recipe(self, video: Video) -> dict:
-        return {"kind": "sam2_bilinear", "video_hw": [int(v) for v in video.size], "hflip": self.hflip}
+    def recipe(self, video: Video) -> Sam2Bilinear:
+        return Sam2Bilinear(video_hw=(int(video.size[0]), int(video.size[1])), hflip=self.hflip)
 
     def video_meta(self, video: Video) -> dict:
         first = video.first_given

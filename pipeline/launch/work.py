@@ -44,43 +44,22 @@ def build_segmenter(spec: dict, objects_from: str | None = None):
     if spec["threads"]:
         import torch
         torch.set_num_threads(int(spec["threads"]))
-    if spec["model"] == "sam2":
-        seg = _build_sam2(spec)
-    else:
-        seg = _build_cutie(spec)
+    seg = _build(spec)
     _CACHE[key] = seg
     return seg
 
 
-def _build_sam2(spec: dict):
-    from models.sam2 import Sam2Segmenter
-    from pipeline.registry import entry_for, resolve_checkpoint
+def _build(spec: dict):
+    """The one segmenter factory (``masseg infer``, every launcher): the model registry's builder, with the
+    checkpoint resolved (downloaded once) through the checkpoint registry."""
+    from models.registry import BuildRequest, get
+    from pipeline.registry import resolve_checkpoint
 
-    opts = spec["options"]
+    family = get(spec["model"])
     path = resolve_checkpoint(spec["checkpoint"])
-    config = opts.get("config")
-    if not config:
-        entry = entry_for(spec["checkpoint"])
-        if entry is None or entry.family != "sam2":
-            raise MassegError(f"cannot tell which SAM2 config fits checkpoint {spec['checkpoint']!r}",
-                              fix="give the config (e.g. --config sam2.1_hiera_l) for a checkpoint outside the registry")
-        config = entry.config
-    return Sam2Segmenter(path, config=config, image_size=spec["scale"], mem_scale=opts.get("mem_scale"),
-                         mem_bias=opts.get("mem_bias"), hflip=spec["flip"], device=spec["device"],
-                         vos_optimized=bool(opts.get("vos_optimized", False)),
-                         objects_from=spec["objects_from"])
-
-
-def _build_cutie(spec: dict):
-    from models.cutie.segmenter import CutieSegmenter
-    from pipeline.registry import entry_for, resolve_checkpoint
-
-    opts = spec["options"]
-    path = resolve_checkpoint(spec["checkpoint"])
-    entry = entry_for(spec["checkpoint"])
-    size = opts.get("size") or (entry.model_size if entry is not None and entry.family == "cutie" else "base")
-    return CutieSegmenter(path, size=size, preset=opts.get("preset", "mose"), scale=spec["scale"],
-                          hflip=spec["flip"], device=spec["device"], objects_from=spec["objects_from"])
+    options = {o.name: spec["options"].get(o.name) for o in family.options}
+    return family.build(BuildRequest(checkpoint=path, options=options, image_size=spec["image_size"],
+                                     flip=spec["flip"], device=spec["device"], objects_from=spec["objects_from"]))
 
 
 def open_dataset(root, split, objects_from: str = "auto") -> VOSDataset:

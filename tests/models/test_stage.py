@@ -7,6 +7,7 @@ import pytest
 from data.dataset import VOSDataset
 from data.errors import DatasetError, StoreError
 from data.labels import write_labels
+from data.recipes import RecipeError, Sam2Bilinear
 from data.store import LogitStore
 from models.stage import FrameOutput, run_stage
 
@@ -41,7 +42,7 @@ class MeanColour:
         return {"model": "meancolour", "settings": {"s": 1}}
 
     def recipe(self, video):
-        return {"kind": "test_identity", "video_hw": list(video.size), "hflip": False}
+        return Sam2Bilinear(video_hw=tuple(video.size))
 
     def video_meta(self, video):
         return {"obj_ids": video.object_ids}
@@ -76,7 +77,8 @@ def test_writes_every_frame_with_meta_and_summary(root, tmp_path):
     assert [(s.frames, s.objects) for s in result.done] == [(3, 2), (5, 2), (2, 2)]
     assert lines[1].startswith("b: 5 frames, 2 objects, ") and lines[1].endswith("fps)")
     with store.reader("b") as r:
-        assert r.meta["recipe"]["kind"] == "test_identity" and r.meta["obj_ids"] == [1, 2]
+        assert r.meta["recipe"] == {"kind": "sam2_bilinear", "video_hw": [24, 32], "hflip": False}
+        assert r.meta["obj_ids"] == [1, 2]
         assert r.meta["video_hw"] == [24, 32] and r.frame_names == ds["b"].frame_names
         frame = ds["b"].frame(4).astype(np.float32)
         got = r.read(4)
@@ -139,3 +141,22 @@ def test_progress_bars_render(root, tmp_path, capsys):
     run_stage(ds, ["c"], open_store(tmp_path, seg), seg, progress=True)
     captured = capsys.readouterr()
     assert "all videos" in captured.err and "c: 2 frames, 2 objects" in captured.out
+
+
+@pytest.mark.parametrize("recipe, message", [
+    ({"kind": "test_identity", "video_hw": [24, 32]}, "unknown logit recipe kind 'test_identity'"),
+    ({"kind": "cutie_stride4", "video_hw": [24, 32], "pad": [0, 0, 0, 0]}, "cutie_stride4 recipe lacks padded_hw"),
+    ({"kind": "sam2_bilinear", "video_hw": [24, -1]}, "video_hw must be"),
+])
+def test_a_recipe_the_ensemble_cannot_read_is_refused_before_writing(root, tmp_path, recipe, message):
+    """The recipe is checked against its one definition (data.recipes) before the video is written."""
+    class Bad(MeanColour):
+        def recipe(self, video):
+            return recipe
+
+    ds, seg = VOSDataset(root), Bad()
+    store = open_store(tmp_path, seg)
+    with pytest.raises(RecipeError, match=message):
+        run_stage(ds, ["a"], store, seg, progress=False, echo=lambda s: None)
+    assert store.videos() == [] and seg.calls == []
+    assert not [p for p in (tmp_path / "store" / "videos").iterdir()]

@@ -67,7 +67,10 @@ def test_missing_required_and_duplicates(tmp_path):
         load_experiment(tmp_path / "c.toml")
     text = str(err.value)
     assert "run.out: missing" in text and "member[1].name: 'a' used twice" in text
-    assert "member[1].model: 'xmem' is not one of" in text and "member[1].checkpoint: missing" in text
+    assert "member[1].model: unknown model 'xmem' (known models: cutie, sam2)" in text
+    assert "member[1].checkpoint: missing" in text
+    # a checkpoint outside the registry names no SAM2 config: the variant must be given
+    assert "member[0].variant: not set" in text
 
 
 def test_invalid_toml_and_missing_file(tmp_path):
@@ -79,9 +82,11 @@ def test_invalid_toml_and_missing_file(tmp_path):
 
 
 def test_cutie_presets_match_the_model():
+    """The registry declaration lists the presets (and their input sizes) without importing the model."""
     from models.cutie import PRESETS
-    from pipeline.config import CUTIE_PRESETS
-    assert sorted(CUTIE_PRESETS) == sorted(PRESETS)
+    from models.members.cutie import PRESET_SIZES
+    assert sorted(PRESET_SIZES) == sorted(PRESETS)
+    assert PRESET_SIZES == {k: max(p.resize_shorter_side, 0) for k, p in PRESETS.items()}
 
 
 def test_shipped_configs_parse():

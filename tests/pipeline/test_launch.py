@@ -55,7 +55,8 @@ def weights(tmp_path_factory) -> Path:
 
 
 def _spec(weights: Path) -> dict:
-    return member_spec("sam2", str(weights), scale=128, device="cpu", codec="f32", config="sam2.1_hiera_t", threads=1)
+    return member_spec("sam2", str(weights), image_size=128, device="cpu", codec="f32", variant="sam2.1_hiera_t",
+                       threads=1)
 
 
 def _assert_same_logits(store_a: Path, store_b: Path, videos) -> None:

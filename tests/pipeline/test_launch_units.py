@@ -25,24 +25,37 @@ from pipeline.launch.work import check_store
 
 # ---- specs -------------------------------------------------------------------------------------------------
 def test_member_spec_defaults_and_json_round_trip():
-    spec = member_spec("sam2", "sam2.1_hiera_tiny", scale=512, flip=True, codec="f32", config="sam2.1_hiera_t",
+    spec = member_spec("sam2", "sam2.1_hiera_tiny", image_size=512, flip=True, codec="f32", variant="sam2.1_hiera_t",
                        mem_scale=15.0, mem_bias=None)
-    assert spec == {"model": "sam2", "checkpoint": "sam2.1_hiera_tiny", "scale": 512, "flip": True,
+    assert spec == {"model": "sam2", "checkpoint": "sam2.1_hiera_tiny", "image_size": 512, "flip": True,
                     "device": "auto", "codec": "f32", "objects_from": "auto", "threads": None,
-                    "options": {"config": "sam2.1_hiera_t", "mem_scale": 15.0}}
+                    "options": {"variant": "sam2.1_hiera_t", "mem_scale": 15.0, "vos_optimized": False}}
     assert spec_from_json(spec_to_json(spec)) == spec
-    assert check_spec({"model": "cutie", "checkpoint": "cutie-base-mega"})["codec"] == "q16"
+    cutie = check_spec({"model": "cutie", "checkpoint": "cutie-base-mega"})
+    assert cutie["codec"] == "q16" and cutie["image_size"] == 480
+    assert cutie["options"] == {"size": "base", "preset": "mose"}
+    # defaults from the registry checkpoint: its SAM2 config, its Cutie size; the preset's input size
+    assert check_spec({"model": "sam2", "checkpoint": "sam2.1_hiera_small"})["options"]["variant"] == \
+        "configs/sam2.1/sam2.1_hiera_s.yaml"
+    small = member_spec("cutie", "cutie-small-mega", preset="mose_plus")
+    assert small["options"]["size"] == "small" and small["image_size"] == 720
 
 
 @pytest.mark.parametrize("bad, message", [
-    ({"model": "xmem", "checkpoint": "a"}, "unknown model 'xmem'"),
-    ({"model": "sam2"}, "needs a checkpoint"),
-    ({"model": "sam2", "checkpoint": "a", "scale": "512"}, "scale must be a positive integer"),
+    ({"model": "xmem", "checkpoint": "a"}, r"unknown model 'xmem' \(known models: cutie, sam2\)"),
+    ({"model": "sam2", "options": {"variant": "sam2.1_hiera_t"}}, "checkpoint: missing"),
+    ({"model": "sam2", "checkpoint": "a", "image_size": "512"}, "image_size: must be an integer"),
+    ({"model": "sam2", "checkpoint": "a", "image_size": 1040, "options": {"variant": "sam2.1_hiera_t"}},
+     "image_size: sam2 input size must be a positive multiple of 32"),
+    ({"model": "sam2", "checkpoint": "a", "options": {"variant": "sam2.1_hiera_xl"}}, "unknown SAM2 variant"),
+    ({"model": "sam2", "checkpoint": "a"}, "variant: not set"),
+    ({"model": "cutie", "checkpoint": "a", "options": {"preset": "fast"}}, "preset: 'fast' is not one of"),
+    ({"model": "cutie", "checkpoint": "sam2.1_hiera_tiny"}, "is a sam2 checkpoint; model cutie takes cutie"),
     ({"model": "sam2", "checkpoint": "a", "codec": "png"}, "unknown codec 'png'"),
     ({"model": "sam2", "checkpoint": "a", "objects_from": "all"}, "unknown objects_from"),
-    ({"model": "sam2", "checkpoint": "a", "options": {"size": "base"}}, "unknown sam2 options"),
+    ({"model": "sam2", "checkpoint": "a", "options": {"size": "base"}}, "size: not an option of model sam2"),
     ({"model": "sam2", "checkpoint": "a", "gpu": 1}, "unknown member spec keys"),
-    ({"model": "sam2", "checkpoint": "a", "threads": 0}, "threads must be a positive integer"),
+    ({"model": "sam2", "checkpoint": "a", "threads": 0}, "threads: must be a positive integer"),
 ])
 def test_bad_specs_are_refused(bad, message):
     with pytest.raises(SpecError, match=message):
@@ -56,12 +69,12 @@ def test_spec_from_a_configured_member_run(tmp_path):
 
     cfg = tmp_path / "exp.toml"
     cfg.write_text('[run]\nout = "runs/x"\n[data]\nroot = "."\n'
-                   '[[member]]\nname = "s"\nmodel = "sam2"\ncheckpoint = "sam2.1_hiera_tiny"\nscales = [512, 768]\n'
+                   '[[member]]\nname = "s"\nmodel = "sam2"\ncheckpoint = "sam2.1_hiera_tiny"\nimage_size = [512, 768]\n'
                    'flip = true\nvariant = "sam2.1_hiera_t"\nmem_scale = 15.0\nmem_bias = -7.0\n')
     exp = load_experiment(cfg, check_files=False)
     specs = [spec_from_member_run(r, codec="f16") for r in exp.member_runs()]
-    assert [(s["scale"], s["flip"]) for s in specs] == [(512, False), (512, True), (768, False), (768, True)]
-    assert specs[0]["options"] == {"config": "sam2.1_hiera_t", "mem_scale": 15.0, "mem_bias": -7.0,
+    assert [(s["image_size"], s["flip"]) for s in specs] == [(512, False), (512, True), (768, False), (768, True)]
+    assert specs[0]["options"] == {"variant": "sam2.1_hiera_t", "mem_scale": 15.0, "mem_bias": -7.0,
                                    "vos_optimized": False}
 
 
@@ -118,7 +131,7 @@ def test_local_launcher_assigns_gpus_round_robin_and_reports_failures(tmp_path, 
     root = _tiny_dataset(tmp_path / "ds", {"a": 4, "b": 3, "c": 2, "d": 1})
     ckpt = tmp_path / "w.pt"
     ckpt.write_bytes(b"x")
-    spec = member_spec("sam2", str(ckpt), config="sam2.1_hiera_t")
+    spec = member_spec("sam2", str(ckpt), variant="sam2.1_hiera_t")
     fake = _fake_python(tmp_path / "py", fail_shard="1/3")
     report = launch_local(spec, root, None, tmp_path / "store", workers=3, gpus=["5", "7"], python=fake)
     out = capsys.readouterr().out
@@ -140,7 +153,7 @@ def test_local_launcher_cpu_workers_split_threads_and_never_exceed_videos(tmp_pa
     root = _tiny_dataset(tmp_path / "ds", {"a": 2, "b": 2})
     ckpt = tmp_path / "w.pt"
     ckpt.write_bytes(b"x")
-    spec = member_spec("sam2", str(ckpt), device="cpu", config="sam2.1_hiera_t")
+    spec = member_spec("sam2", str(ckpt), device="cpu", variant="sam2.1_hiera_t")
     fake = _fake_python(tmp_path / "py")
     report = launch_local(spec, root, None, tmp_path / "store", workers=8, gpus=["0"], python=fake)
     out = capsys.readouterr().out
@@ -159,11 +172,11 @@ def test_local_launcher_refuses_unknown_videos_and_missing_checkpoints(tmp_path)
 
     root = _tiny_dataset(tmp_path / "ds", {"a": 2})
     with pytest.raises(CheckpointError, match="checkpoint file not found"):
-        launch_local(member_spec("sam2", str(tmp_path / "nope.pt")), root, None, tmp_path / "s", python="false")
+        launch_local(member_spec("sam2", str(tmp_path / "nope.pt"), variant="sam2.1_hiera_t"), root, None, tmp_path / "s", python="false")
     ckpt = tmp_path / "w.pt"
     ckpt.write_bytes(b"x")
     with pytest.raises(MassegError, match="videos not in the dataset: zz"):
-        launch_local(member_spec("sam2", str(ckpt)), root, None, tmp_path / "s", videos=["a", "zz"], python="false")
+        launch_local(member_spec("sam2", str(ckpt), variant="sam2.1_hiera_t"), root, None, tmp_path / "s", videos=["a", "zz"], python="false")
 
 
 # ---- store checks -----------------------------------------------------------------------------------------
@@ -216,7 +229,7 @@ def test_run_videos_skips_complete_videos_without_building_a_model(tmp_path):
     store = LogitStore.create(tmp_path / "store", {"model": "test"})
     _write_video(store, "a", 2)
     _write_video(store, "b", 3)
-    spec = member_spec("sam2", str(tmp_path / "missing.pt"))  # would fail if anything tried to load it
+    spec = member_spec("sam2", str(tmp_path / "missing.pt"), variant="sam2.1_hiera_t")  # would fail if anything tried to load it
     out = run_videos(spec, root, None, ["a", "b"], tmp_path / "store", echo=None)
     assert out["done"] == [] and out["skipped"] == ["a", "b"]
 
@@ -227,7 +240,7 @@ def test_run_videos_names_unknown_videos_and_missing_checkpoints(tmp_path):
 
     root = _tiny_dataset(tmp_path / "ds", {"a": 2})
     with pytest.raises(DatasetError, match="zz"):
-        run_videos(member_spec("sam2", "x.pt"), root, None, ["zz"], tmp_path / "store", echo=None)
+        run_videos(member_spec("sam2", "x.pt", variant="sam2.1_hiera_t"), root, None, ["zz"], tmp_path / "store", echo=None)
     with pytest.raises(MassegError, match="missing.pth"):
         run_videos(member_spec("cutie", str(tmp_path / "missing.pth")), root, None, ["a"], tmp_path / "store",
                    echo=None)

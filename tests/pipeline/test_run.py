@@ -33,7 +33,7 @@ name = "sam2t"
 model = "sam2"
 variant = "sam2.1_hiera_t"
 checkpoint = "{sam2}"
-scales = [128]
+image_size = [128]
 mem_scale = 15.0
 mem_bias = -7.0
 [[member]]
@@ -174,11 +174,11 @@ def test_config_errors_stop_before_any_work(material, tmp_path):
     tmp, root, sam2, cutie = material
     cfg = tmp_path / "bad.toml"
     cfg.write_text(CONFIG.format(out=tmp_path / "out", root=root, sam2=tmp_path / "nope.pt", cutie=cutie)
-                   .replace('mode = "soft"', 'mode = "average"').replace("scales = [128]", "scales = [100]"))
+                   .replace('mode = "soft"', 'mode = "average"').replace("image_size = [128]", "image_size = [100]"))
     p = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", str(cfg)], cwd=REPO, capture_output=True,
                        text=True)
     assert p.returncode == 2
-    for key in ("member[0].checkpoint", "member[0].scales", "fusion.mode", "3 problem(s)"):
+    for key in ("member[0].checkpoint", "member[0].image_size", "fusion.mode", "3 problem(s)"):
         assert key in p.stderr, (key, p.stderr)
     assert not (tmp_path / "out").exists()
 

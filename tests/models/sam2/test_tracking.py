@@ -124,7 +124,7 @@ def test_flipped_member_equals_plain_member_on_mirrored_video(clips, golden_weig
     write_labels(mirrored / "Annotations" / "libby" / "00000.png", np.ascontiguousarray(labels[:, ::-1]), palette)
 
     flip = Sam2Segmenter(golden_weights, config=CONFIG, image_size=SIZE, device="cpu", hflip=True)
-    assert flip.recipe(video)["hflip"] is True and flip.manifest()["flip"] is True
+    assert flip.recipe(video).hflip is True and flip.manifest()["flip"] is True
     assert flip.manifest()["settings"]["hflip"] is True
     plain = Sam2Segmenter(golden_weights, config=CONFIG, image_size=SIZE, device="cpu")
     a = run_frames(flip, root, "libby")
