@@ -48,3 +48,14 @@ def atomic_write_bytes(dest: str | os.PathLike, data: bytes, fsync: bool = False
 
 def atomic_write_text(dest: str | os.PathLike, text: str, fsync: bool = False) -> None:
     atomic_write_bytes(dest, text.encode("utf-8"), fsync=fsync)
+
+
+def remove_temp_files(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temp files of atomic writes that were killed (``.<name>.<random>.tmp``, never read by anyone)
+    anywhere under ``folder``. Safe only when no writer is running there."""
+    gone = []
+    for p in Path(folder).rglob(".*.tmp"):
+        if p.is_file():
+            p.unlink(missing_ok=True)
+            gone.append(p)
+    return gone

@@ -12,19 +12,22 @@ object ids, shape and per-object scores. Writes stream frame by frame, so memory
 the rename makes a video visible only when it is complete, so a killed run leaves no half video and a rerun skips
 complete ones. Zip gives random access by (video, frame) through its central directory.
 
-Recipes (interpreted by ``ensemble``; the store only records them):
-* ``{"kind": "sam2_bilinear", "video_hw": [H, W], "hflip": false}``: bilinear (align_corners=False) from the
-  SxS/4 low-res logits straight to HxW; objects are independent.
-* ``{"kind": "cutie_stride4", "padded_hw": [Hp, Wp], "pad": [l, r, t, b], "internal_hw": [h, w],
-  "video_hw": [H, W], "hflip": false}``: Cutie's soft aggregation of stride-4 logits of the padded frame.
+Recipes: the JSON form of a :mod:`data.recipes` type (``sam2_bilinear``, ``cutie_stride4``); the store records
+them, the ensemble interprets them.
+
+The store owns its layout: which videos are complete (:meth:`LogitStore.has_video`), whether a store holds what a
+run was meant to produce (:meth:`LogitStore.check`, the launchers' final word), removing what killed writers left
+(:meth:`LogitStore.remove_partials`), and serialising concurrent creation (``create(..., lock=True)``). Nothing
+outside this module needs to know file names under a store.
 """
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -36,6 +39,9 @@ from .errors import StoreError
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+VIDEOS = "videos"
+PARTIAL_SUFFIX = ".partial"
+LOCK = ".create.lock"
 # Manifest fields that define what a store's logits mean; a rerun must agree on all of them.
 IDENTITY_KEYS = ("model", "checkpoint_sha256", "settings", "scale", "flip", "codec", "q8_scale")
 
@@ -52,6 +58,54 @@ class FrameLogits:
 
 
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def _video_path(root: Path, video: str) -> Path:
+    return root / VIDEOS / f"{video}.zip"
+
+
+def _complete_videos(root: Path) -> list[str]:
+    folder = root / VIDEOS
+    if not folder.is_dir():
+        return []
+    return sorted(n[:-4] for n in os.listdir(folder) if n.endswith(".zip") and not n.startswith("."))
+
+
+@contextlib.contextmanager
+def _creation_lock(root: Path):
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class StoreCheck:
+    """What a store holds compared with the videos a run was meant to produce."""
+
+    store: Path
+    expected: list[str]
+    complete: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+    partial: list[str] = field(default_factory=list)   # leftover partial files (a writer died, nobody retried)
+    bad: list[str] = field(default_factory=list)       # complete files that are unreadable or short of frames
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.partial or self.bad)
+
+    def describe(self) -> str:
+        parts = [f"{len(self.complete)}/{len(self.expected)} videos complete in {self.store}"]
+        for label, items in (("missing", self.missing), ("half-written", self.partial), ("corrupt", self.bad),
+                             ("not in this run", self.extra)):
+            if items:
+                parts.append(f"{label}: {', '.join(items[:8])}{' ...' if len(items) > 8 else ''}")
+        return "; ".join(parts)
 
 
 def _entry(name: str) -> zipfile.ZipInfo:
@@ -78,8 +132,15 @@ class LogitStore:
     # ---- creation / opening -------------------------------------------------------------------------
     @classmethod
     def create(cls, root: str | os.PathLike, manifest: dict, codec: str = codecs.DEFAULT_CODEC,
-               q8_scale: float = codecs.DEFAULT_Q8_SCALE) -> "LogitStore":
-        """Create a store, or reopen an existing one written with the same identity (resume)."""
+               q8_scale: float = codecs.DEFAULT_Q8_SCALE, lock: bool = False) -> "LogitStore":
+        """Create a store, or reopen an existing one written with the same identity (resume).
+
+        ``lock``: serialise with other processes creating the same store at once (launcher workers all start
+        together); a filesystem without locks just races harmlessly, since concurrent creators write identical
+        manifests atomically."""
+        if lock:
+            with _creation_lock(Path(root)):
+                return cls.create(root, manifest, codec, q8_scale)
         if codec not in codecs.CODECS:
             raise StoreError(f"unknown codec {codec!r}", root, f"use one of {', '.join(codecs.CODECS)}")
         root = Path(root)
@@ -100,7 +161,7 @@ class LogitStore:
                     f"(was {', '.join(f'{k}={old.get(k)!r}' for k in diff)})", path,
                     "use a new output folder, or delete this store to recompute it")
             return cls(root, old)
-        (root / "videos").mkdir(parents=True, exist_ok=True)
+        (root / VIDEOS).mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, json.dumps(man, indent=1, sort_keys=True) + "\n")
         return cls(root, man)
 
@@ -121,16 +182,62 @@ class LogitStore:
 
     # ---- listing ----------------------------------------------------------------------------------------
     def video_path(self, video: str) -> Path:
-        return self.root / "videos" / f"{video}.zip"
+        return _video_path(self.root, video)
 
     def is_complete(self, video: str) -> bool:
         return self.video_path(video).is_file()
 
     def videos(self) -> list[str]:
-        folder = self.root / "videos"
-        if not folder.is_dir():
-            return []
-        return sorted(n[:-4] for n in os.listdir(folder) if n.endswith(".zip") and not n.startswith("."))
+        return _complete_videos(self.root)
+
+    @staticmethod
+    def has_video(root: str | os.PathLike, video: str) -> bool:
+        """Whether the store at ``root`` (which may not exist yet) holds ``video`` complete; reads no manifest."""
+        return _video_path(Path(root), video).is_file()
+
+    # ---- the store as a whole -------------------------------------------------------------------------------
+    @classmethod
+    def check(cls, root: str | os.PathLike, videos: Sequence[str],
+              frame_counts: dict[str, int] | None = None) -> "StoreCheck":
+        """Every video of ``videos`` complete exactly once (one zip each, readable, all frames), no partial files:
+        what a run over those videos must leave. A folder that is not (yet) a store has every video missing."""
+        root = Path(root)
+        check = StoreCheck(root, list(videos))
+        folder = root / VIDEOS
+        if not (root / MANIFEST).is_file() or not folder.is_dir():
+            check.missing = list(videos)
+            return check
+        store = cls.open(root)
+        present = set(store.videos())
+        check.partial = sorted(n for n in os.listdir(folder) if n.endswith(PARTIAL_SUFFIX))
+        check.missing = [v for v in videos if v not in present]
+        check.extra = sorted(present - set(videos))
+        for v in videos:
+            if v not in present:
+                continue
+            try:
+                with store.reader(v) as r:
+                    n = len(r.frame_names)
+                    if frame_counts is not None and n != frame_counts.get(v, n):
+                        raise StoreError(f"{n} frames, dataset has {frame_counts[v]}")
+            except (StoreError, OSError) as exc:
+                check.bad.append(f"{v} ({exc})")
+                continue
+            check.complete.append(v)
+        return check
+
+    @staticmethod
+    def remove_partials(root: str | os.PathLike) -> list[Path]:
+        """Delete the partial video files killed writers left (never read by anyone). Safe only when no writer is
+        running on this store (a run holding its folder lock after its workers have finished)."""
+        folder = Path(root) / VIDEOS
+        gone = []
+        if folder.is_dir():
+            for name in os.listdir(folder):
+                if name.startswith(".") and name.endswith(PARTIAL_SUFFIX):
+                    (folder / name).unlink(missing_ok=True)
+                    gone.append(folder / name)
+        return gone
 
     # ---- writing ----------------------------------------------------------------------------------------
     def writer(self, video: str, meta: dict) -> "VideoWriter":
@@ -157,7 +264,7 @@ class VideoWriter:
         self.video = video
         self.meta = dict(meta, video=video)
         self.final = store.video_path(video)
-        self.partial = self.final.with_name(f".{self.final.name}.partial")
+        self.partial = self.final.with_name(f".{self.final.name}{PARTIAL_SUFFIX}")
         self.final.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             self.partial.unlink()  # leftover of a killed run

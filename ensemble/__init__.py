@@ -5,8 +5,9 @@ Public API:
 * :mod:`ensemble.config`: :class:`FusionConfig` / :class:`MemberSpec`, :func:`load_config` -- the fusion-config
   TOML schema (``masseg fuse --config``; ``masseg sweep`` writes ``best.toml`` in it).
 * :func:`ensemble.fuse.fuse`: fuse a split into ``<run>/labels`` through the submission writer
-  (:func:`ensemble.fuse.write_zip` then validates and zips it).
-* :mod:`ensemble.recipes`: each model's own mapping of native logits to video-resolution class maps.
+  (:func:`submission.build.submit_dataset_labels` then validates and zips it).
+* :mod:`ensemble.recipes`: each recipe kind's mapping (looked up by the :mod:`data.recipes` type) of native
+  logits to video-resolution class maps.
 * :mod:`ensemble.voting`: soft / majority voting, groups, :class:`~ensemble.voting.FrameFusion` (one frame,
   many settings).
 * :mod:`ensemble.grid`: settings to compare (simplex weight grids, scale/bias ranges);

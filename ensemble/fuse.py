@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from data.dataset import VOSDataset
-from data.errors import MassegError, StoreError
+from data.errors import StoreError
 from data.store import LogitStore
 
 from .config import FusionConfig, load_config
@@ -257,17 +257,3 @@ def fuse(config: FusionConfig, run_dir: str | os.PathLike, dataset: VOSDataset |
         for r in results:
             echo(r.line())
     return list(results)
-
-
-def write_zip(run_dir: str | os.PathLike, dataset: VOSDataset, zip_path: str | os.PathLike,
-              palette: str = "dataset"):
-    """Validate the run's labels against the split and write the submission zip (nothing on failure)."""
-    from submission.build import build_submission
-    from submission.expected import expected_from_dataset, palettes_for
-    from submission.writer import LABELS_SUBDIR
-    result = build_submission(Path(run_dir) / LABELS_SUBDIR, expected_from_dataset(dataset), zip_path,
-                              palettes_for(dataset, palette))
-    if not result.ok:
-        raise MassegError(f"the fused labels do not make a valid submission:\n{result.report.format(20)}",
-                          Path(run_dir) / LABELS_SUBDIR, "see the problems listed above")
-    return result

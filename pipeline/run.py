@@ -80,13 +80,16 @@ class RunFolder:
 
     def sweep_leftovers(self) -> list[Path]:
         """Temp files of writers killed mid-write (never read by any stage); safe only under the lock, once every
-        worker has finished."""
+        worker has finished. Each layer removes its own: the stores their partial videos, atomic writes their
+        temp files."""
+        from data.atomic import remove_temp_files
+        from data.store import LogitStore
+
         gone = []
-        for p in self.root.rglob(".*"):
-            if p.is_file() and p.name.endswith((".tmp", ".partial")):
-                p.unlink(missing_ok=True)
-                gone.append(p)
-        return gone
+        stores = self.root / "stores"
+        for store in sorted(stores.iterdir()) if stores.is_dir() else []:
+            gone += LogitStore.remove_partials(store)
+        return gone + remove_temp_files(self.root)
 
     def write_json(self, name: str, obj) -> None:
         atomic_write_text(self.root / name, json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n")
@@ -173,8 +176,10 @@ def _sweep(exp: Experiment, folder: RunFolder, ds: VOSDataset, base, echo) -> Pa
 
 
 def _infer(exp: Experiment, folder: RunFolder, ds: VOSDataset, echo) -> dict:
+    from data.store import LogitStore
+
     from .launch.spec import spec_from_member_run
-    from .launch.work import check_store, run_videos
+    from .launch.work import run_videos
     done = {}
     for run in exp.member_runs():
         spec = spec_from_member_run(run, device=exp.run["device"], codec=exp.run["codec"],
@@ -191,10 +196,9 @@ def _infer(exp: Experiment, folder: RunFolder, ds: VOSDataset, echo) -> dict:
         else:
             from .launch.ray_launcher import launch_ray
             launch_ray(spec, exp.data["root"], split, store, address=exp.run["address"]).raise_if_failed()
-        check = check_store(store, ds.video_names, ds.frame_counts())
+        check = LogitStore.check(store, ds.video_names, ds.frame_counts())
         if not check.ok:
             raise MassegError(f"store {run.store_name} is incomplete after inference: {check.describe()}", store)
-        from data.store import LogitStore
         done[run.store_name] = LogitStore.open(store).manifest.get("checkpoint_sha256")
     return done
 
@@ -273,8 +277,9 @@ def _run_locked(exp: Experiment, folder: RunFolder, ds: VOSDataset, fusion, conf
         if folder.is_done("submit", submit_fp) and zip_path.is_file():
             echo(f"[submit] {zip_path} complete, skipped")
         else:
-            from ensemble.fuse import write_zip
-            timed("submit", lambda: write_zip(exp.out, ds, zip_path, palette=palette))
+            from submission.build import submit_dataset_labels
+            from submission.writer import LABELS_SUBDIR
+            timed("submit", lambda: submit_dataset_labels(exp.out / LABELS_SUBDIR, ds, zip_path, palette=palette))
             folder.mark_done("submit", submit_fp)
         summary["zip"] = {"path": str(zip_path), "bytes": zip_path.stat().st_size,
                           "sha256": hashlib.sha256(zip_path.read_bytes()).hexdigest()}

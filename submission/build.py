@@ -100,3 +100,18 @@ def build_submission(labels_dir: str | os.PathLike, expected: Mapping[str, Expec
             digest.update(block)
     return SubmitResult(True, report, ignored, zip_path, digest.hexdigest(), videos=len(layout.frames),
                         frames=report.frames_checked, zip_bytes=zip_path.stat().st_size)
+
+
+def submit_dataset_labels(labels_dir: str | os.PathLike, dataset, zip_path: str | os.PathLike,
+                          palette: str = "dataset") -> SubmitResult:
+    """The submission zip of a split's label maps (a fusion's ``RUN/labels``, or any folder of them): validated
+    against the dataset, written only when clean; :class:`MassegError` listing the problems otherwise.
+
+    ``palette``: "dataset" (each video's first-frame annotation palette) or "davis"."""
+    from .expected import expected_from_dataset, palettes_for
+
+    result = build_submission(labels_dir, expected_from_dataset(dataset), zip_path, palettes_for(dataset, palette))
+    if not result.ok:
+        raise MassegError(f"the labels do not make a valid submission:\n{result.report.format(20)}", labels_dir,
+                          "see the problems listed above")
+    return result

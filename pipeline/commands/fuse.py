@@ -1,6 +1,8 @@
 """`masseg fuse`: fuse member logit stores into label maps (and optionally a validated submission zip)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 
@@ -45,7 +47,9 @@ def fuse(config_path, members, mode, out, root, split_name, resolution, objects_
     """
     from data.dataset import VOSDataset
     from ensemble.config import config_from_stores, load_config
-    from ensemble.fuse import fuse as run_fuse, write_zip
+    from ensemble.fuse import fuse as run_fuse
+    from submission.build import submit_dataset_labels
+    from submission.writer import LABELS_SUBDIR
 
     if bool(config_path) == bool(members):
         raise click.UsageError("give either --config or one or more --member")
@@ -68,5 +72,5 @@ def fuse(config_path, members, mode, out, root, split_name, resolution, objects_
     written = sum(r.frames_written for r in results)
     click.echo(f"fused {len(results)} videos ({written} frames written) -> {out}/labels")
     if zip_path:
-        res = write_zip(out, ds, zip_path, palette)
+        res = submit_dataset_labels(Path(out) / LABELS_SUBDIR, ds, zip_path, palette)
         click.echo(f"submission OK: {res.videos} videos, {res.frames} frames -> {zip_path} (sha256 {res.sha256})")

@@ -8,18 +8,15 @@ once, complete, and nothing half-written left behind.
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 from data.dataset import VOSDataset
 from data.errors import MassegError, StoreError
-from data.store import LogitStore
+from data.store import LogitStore, StoreCheck
 
 from .spec import check_spec
 
@@ -66,24 +63,9 @@ def open_dataset(root, split, objects_from: str = "auto") -> VOSDataset:
     return VOSDataset(root, split or None, objects_from=objects_from)
 
 
-@contextlib.contextmanager
-def _store_lock(store_path: Path):
-    """Serialise store creation across workers (they all start at once); a filesystem without locks just races
-    harmlessly, since concurrent creators write identical manifests atomically."""
-    store_path.mkdir(parents=True, exist_ok=True)
-    fd = os.open(store_path / ".create.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        with contextlib.suppress(OSError):
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
 def open_store(store_path, segmenter, codec: str) -> LogitStore:
-    store_path = Path(store_path)
-    with _store_lock(store_path):
-        return LogitStore.create(store_path, segmenter.manifest(), codec=codec)
+    """Create (or reopen, to resume) the member's store; workers starting together are serialised by the store."""
+    return LogitStore.create(store_path, segmenter.manifest(), codec=codec, lock=True)
 
 
 def run_videos(member_spec: dict, root, split, videos: Sequence[str], store_path,
@@ -100,7 +82,7 @@ def run_videos(member_spec: dict, root, split, videos: Sequence[str], store_path
     for v in videos:
         dataset[v]  # unknown video -> DatasetError naming it, before any model is built
     store_path = Path(store_path)
-    todo = [v for v in videos if not _complete(store_path, v)]
+    todo = [v for v in videos if not LogitStore.has_video(store_path, v)]
     if not todo:
         if echo:
             echo(f"all {len(videos)} videos already complete in {store_path}")
@@ -110,10 +92,6 @@ def run_videos(member_spec: dict, root, split, videos: Sequence[str], store_path
     result = run_stage(dataset, videos, store, segmenter, progress=progress, echo=echo)
     return {"done": [s.video for s in result.done], "skipped": list(result.skipped),
             "seconds": time.perf_counter() - start, "pid": os.getpid()}
-
-
-def _complete(store_path: Path, video: str) -> bool:
-    return (store_path / "videos" / f"{video}.zip").is_file()
 
 
 def planned_videos(root, split, objects_from: str, videos: Sequence[str] | None = None):
@@ -130,59 +108,9 @@ def planned_videos(root, split, objects_from: str, videos: Sequence[str] | None 
     return dataset, counts
 
 
-@dataclass
-class StoreCheck:
-    """What a store holds compared with the videos a run was meant to produce."""
-
-    store: Path
-    expected: list[str]
-    complete: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
-    extra: list[str] = field(default_factory=list)
-    partial: list[str] = field(default_factory=list)   # leftover .partial files (a writer died, nobody retried)
-    bad: list[str] = field(default_factory=list)       # complete files that are unreadable or short of frames
-
-    @property
-    def ok(self) -> bool:
-        return not (self.missing or self.partial or self.bad)
-
-    def describe(self) -> str:
-        parts = [f"{len(self.complete)}/{len(self.expected)} videos complete in {self.store}"]
-        for label, items in (("missing", self.missing), ("half-written", self.partial), ("corrupt", self.bad),
-                             ("not in this run", self.extra)):
-            if items:
-                parts.append(f"{label}: {', '.join(items[:8])}{' ...' if len(items) > 8 else ''}")
-        return "; ".join(parts)
-
-
 def check_store(store_path, videos: Sequence[str], frame_counts: dict[str, int] | None = None) -> StoreCheck:
-    """Every video of ``videos`` complete exactly once (one zip each, readable, all frames), no partial files."""
-    store_path = Path(store_path)
-    check = StoreCheck(store_path, list(videos))
-    folder = store_path / "videos"
-    if not (store_path / "manifest.json").is_file() or not folder.is_dir():
-        check.missing = list(videos)
-        return check
-    store = LogitStore.open(store_path)
-    names = os.listdir(folder)
-    present = set(store.videos())
-    expected = set(videos)
-    check.partial = sorted(n for n in names if n.endswith(".partial"))
-    check.missing = [v for v in videos if v not in present]
-    check.extra = sorted(present - expected)
-    for v in videos:
-        if v not in present:
-            continue
-        try:
-            with store.reader(v) as r:
-                n = len(r.frame_names)
-                if frame_counts is not None and n != frame_counts.get(v, n):
-                    raise StoreError(f"{n} frames, dataset has {frame_counts[v]}")
-        except (StoreError, OSError) as exc:
-            check.bad.append(f"{v} ({exc})")
-            continue
-        check.complete.append(v)
-    return check
+    """The launchers' final word: :meth:`data.store.LogitStore.check` (the store owns its layout)."""
+    return LogitStore.check(store_path, videos, frame_counts)
 
 
 def require_complete(store_path, videos: Sequence[str], frame_counts: dict[str, int] | None = None) -> StoreCheck:

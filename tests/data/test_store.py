@@ -134,3 +134,50 @@ def test_nan_rows_survive_every_codec(tmp_path, codec):
     got = st.reader("v").read(0).logits
     assert np.isnan(got[1]).all() and not np.isnan(got[[0, 2]]).any()
     assert np.allclose(got[[0, 2]], 1, atol=0.07)
+
+
+# ---- the store as a whole: completeness, leftovers of killed writers ---------------------------------------
+def _write_video(store: LogitStore, name: str, n: int) -> None:
+    frames = [f"{i:05d}" for i in range(n)]
+    with store.writer(name, {"frame_names": frames, "video_hw": [8, 8],
+                             "recipe": {"kind": "sam2_bilinear", "video_hw": [8, 8], "hflip": False}}) as w:
+        for i, f in enumerate(frames):
+            w.write(i, f, [1], np.zeros((1, 4, 4), np.float32))
+
+
+def test_check_store_finds_missing_extra_partial_and_corrupt_videos(tmp_path):
+    path = tmp_path / "store"
+    assert LogitStore.check(path, ["a"]).missing == ["a"]
+    store = LogitStore.create(path, {"model": "test"})
+    for v, n in (("a", 2), ("b", 3), ("x", 1), ("short", 1), ("broken", 2)):
+        _write_video(store, v, n)
+    (path / "videos" / "broken.zip").write_bytes(b"not a zip")
+    (path / "videos" / ".c.zip.partial").write_bytes(b"half")
+    counts = {"a": 2, "b": 3, "c": 4, "short": 2, "broken": 2}
+    check = LogitStore.check(path, list(counts), counts)
+    assert check.complete == ["a", "b"]
+    assert check.missing == ["c"] and check.extra == ["x"] and check.partial == [".c.zip.partial"]
+    assert [b.split(" ")[0] for b in check.bad] == ["short", "broken"]
+    assert "1 frames, dataset has 2" in check.bad[0]
+    assert not check.ok
+    (path / "videos" / ".c.zip.partial").unlink()
+    (path / "videos" / "broken.zip").unlink()
+    _write_video(store, "broken", 2)
+    _write_video(store, "c", 4)
+    (path / "videos" / "short.zip").unlink()
+    _write_video(store, "short", 2)
+    check = LogitStore.check(path, list(counts), counts)
+    assert check.ok and check.extra == ["x"] and sorted(check.complete) == sorted(counts)
+
+
+def test_remove_partials_and_has_video(tmp_path):
+    path = tmp_path / "store"
+    assert not LogitStore.has_video(path, "a")            # no store yet: nothing complete, no error
+    store = LogitStore.create(path, {"model": "test"}, lock=True)
+    _write_video(store, "a", 2)
+    (path / "videos" / ".b.zip.partial").write_bytes(b"half")
+    assert LogitStore.has_video(path, "a") and not LogitStore.has_video(path, "b")
+    gone = LogitStore.remove_partials(path)
+    assert [p.name for p in gone] == [".b.zip.partial"] and store.videos() == ["a"]
+    assert LogitStore.check(path, ["a"]).ok
+    assert LogitStore.remove_partials(tmp_path / "nothing") == []

@@ -20,7 +20,6 @@ from data.store import LogitStore
 from pipeline.launch.local import launch_local, run_workers, visible_gpus
 from pipeline.launch.report import Failure, LaunchError, LaunchReport
 from pipeline.launch.spec import SpecError, check_spec, member_spec, spec_from_json, spec_from_member_run, spec_to_json
-from pipeline.launch.work import check_store
 
 
 # ---- specs -------------------------------------------------------------------------------------------------
@@ -179,38 +178,13 @@ def test_local_launcher_refuses_unknown_videos_and_missing_checkpoints(tmp_path)
         launch_local(member_spec("sam2", str(ckpt), variant="sam2.1_hiera_t"), root, None, tmp_path / "s", videos=["a", "zz"], python="false")
 
 
-# ---- store checks -----------------------------------------------------------------------------------------
+# ---- store checks (the check itself is data.store's: tests/data/test_store.py) -----------------------------
 def _write_video(store: LogitStore, name: str, n: int) -> None:
     frames = [f"{i:05d}" for i in range(n)]
     with store.writer(name, {"frame_names": frames, "video_hw": [8, 8],
                              "recipe": {"kind": "sam2_bilinear", "video_hw": [8, 8], "hflip": False}}) as w:
         for i, f in enumerate(frames):
             w.write(i, f, [1], np.zeros((1, 4, 4), np.float32))
-
-
-def test_check_store_finds_missing_extra_partial_and_corrupt_videos(tmp_path):
-    path = tmp_path / "store"
-    assert check_store(path, ["a"]).missing == ["a"]
-    store = LogitStore.create(path, {"model": "test"})
-    for v, n in (("a", 2), ("b", 3), ("x", 1), ("short", 1), ("broken", 2)):
-        _write_video(store, v, n)
-    (path / "videos" / "broken.zip").write_bytes(b"not a zip")
-    (path / "videos" / ".c.zip.partial").write_bytes(b"half")
-    counts = {"a": 2, "b": 3, "c": 4, "short": 2, "broken": 2}
-    check = check_store(path, list(counts), counts)
-    assert check.complete == ["a", "b"]
-    assert check.missing == ["c"] and check.extra == ["x"] and check.partial == [".c.zip.partial"]
-    assert [b.split(" ")[0] for b in check.bad] == ["short", "broken"]
-    assert "1 frames, dataset has 2" in check.bad[0]
-    assert not check.ok
-    (path / "videos" / ".c.zip.partial").unlink()
-    (path / "videos" / "broken.zip").unlink()
-    _write_video(store, "broken", 2)
-    _write_video(store, "c", 4)
-    (path / "videos" / "short.zip").unlink()
-    _write_video(store, "short", 2)
-    check = check_store(path, list(counts), counts)
-    assert check.ok and check.extra == ["x"] and sorted(check.complete) == sorted(counts)
 
 
 def test_report_without_failures_does_not_raise(tmp_path):
