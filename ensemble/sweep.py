@@ -3,10 +3,12 @@
 Per video (videos in parallel with joblib) and per scored GT frame: the GT is decoded once, every member frame
 is decoded and upsampled once (its maps are cached per output scaling), every setting is fused -- only on the
 pixels where members disagree, in one batch per frame -- and every distinct label map is scored once with the
-project evaluator's in-memory ``FrameScorer`` (settings that give the same map share its scores). The
-per-(object, frame) numbers of each setting then go through the evaluator's own tables (``submission.jf.tables.build_result``): object selection, protocols and
-averaging are exactly those of ``submission.jf.evaluate``, so a setting's J&F here is the J&F that
-``masseg fuse`` + evaluation of its PNGs would report.
+project evaluator's per-frame primitive (``submission.jf.evaluate.VideoRows``: which ids a frame scores, the
+empty/empty default, first predicted frames, the unknown-id rule), so settings that give the same map share its
+scores. The per-(object, frame) rows of each setting then go through the evaluator's own tables
+(``submission.jf.tables.build_result``): object selection (``first_frame_objects``), protocols and averaging are
+exactly those of ``submission.jf.evaluate``, with no copy of its bookkeeping here, so a setting's J&F is the J&F
+that ``masseg fuse`` + evaluation of its PNGs would report -- errors included.
 """
 from __future__ import annotations
 
@@ -29,10 +31,7 @@ from .grid import Setting
 from .ops import torch_threads
 from .voting import to_ids
 
-VOID_ID = 255
-# per (object, scored frame): the evaluator's column order (submission.jf.evaluate._COLS)
-COLS = ("gt_area", "pred_area", "inter", "F", "F_mose", "Fdot")
-DEFAULT_ROW = np.array([0, 0, 0, 1.0, 1.0, 1.0])
+STRAY_FIX = "check that the member stores were made for this split (same videos, same object ids)"
 
 
 @dataclass
@@ -46,24 +45,6 @@ class VideoSweep:
     unique_fraction: float  # fraction of (frame, setting) label maps that were not a repeat
 
 
-def _gt_objects(g0: np.ndarray, protocols, mose_ids, where) -> tuple[list[int], list[int], set[int]]:
-    """(davis ids, mose ids, first-frame ids): as the evaluator picks them from the first GT frame."""
-    from submission.jf.errors import EvaluationError
-    present = {int(o) for o in np.flatnonzero(np.bincount(g0.ravel(), minlength=256)) if o != 0}
-    davis_ids = []
-    if "davis" in protocols:
-        n = max([o for o in present if o != VOID_ID], default=0)
-        if n == 0:
-            raise EvaluationError("first-frame ground truth holds no object", where)
-        davis_ids = list(range(1, n + 1))
-    if "mosev2" in protocols:
-        if mose_ids is None:
-            mose_ids = sorted(o for o in present if o != VOID_ID)
-    else:
-        mose_ids = []
-    return davis_ids, list(mose_ids), present
-
-
 def sweep_video(config: FusionConfig, settings: Sequence[Setting], job: VideoJob, dataset: VOSDataset,
                 protocols: tuple[str, ...], mose_ids: list[int] | None = None, threads: int = 1) -> VideoSweep:
     """Score every setting on one video's scored GT frames (all annotated frames but the first and last)."""
@@ -72,7 +53,7 @@ def sweep_video(config: FusionConfig, settings: Sequence[Setting], job: VideoJob
 
 
 def _sweep_video(config, settings, job, dataset, protocols, mose_ids) -> VideoSweep:
-    from submission.jf.evaluate import VideoScores
+    from submission.jf.evaluate import VideoRows, VideoScores, check_vosb_ids, first_frame_objects
     from submission.jf.measures import FrameScorer
     start = time.perf_counter()
     video = dataset[job.name]
@@ -82,19 +63,19 @@ def _sweep_video(config, settings, job, dataset, protocols, mose_ids) -> VideoSw
                            "never scored, so a sweep needs ground truth on at least 3 frames", video.ann_dir,
                            "sweep on a split with full ground truth (carve one from train with masseg split)")
     g0 = video.annotation(gt_frames[0])
-    davis_ids, mose_ids, gt0_ids = _gt_objects(g0, protocols, mose_ids, video.annotation_path(gt_frames[0]))
-    fixed = sorted(set(davis_ids) | set(mose_ids))
+    davis_ids, mose_ids, gt0_ids = first_frame_objects(g0, protocols, mose_ids, video.annotation_path(gt_frames[0]))
     groups = [s.groups(config) for s in settings]
     S, n = len(settings), len(gt_frames) - 2
-    values = [dict() for _ in range(S)]
-    gt_seen = [set() for _ in range(S)]
-    pred_first = [dict() for _ in range(S)]
+    # one evaluator bookkeeping per setting, over the scored GT frames 1 .. n (indices among the GT frames)
+    books = [VideoRows(job.video_hw, protocols, davis_ids, mose_ids, 1, len(gt_frames) - 1) for _ in range(S)]
     scorer = FrameScorer(job.video_hw, davis_f=("davis" in protocols or "vos-benchmark" in protocols),
                          mose_f=("mosev2" in protocols))
     members = open_members(config, job)
     unique = 0
-    member_ids: set[int] = set()
-    gt_ids: set[int] = set(gt0_ids)
+
+    def where(t, s):
+        return f"{job.name}/{gt_frames[t]} fused with setting {s} ({settings[s].describe(config.names)})"
+
     try:
         with torch.inference_mode():
             for t in range(1, len(gt_frames) - 1):
@@ -113,10 +94,6 @@ def _sweep_video(config, settings, job, dataset, protocols, mose_ids) -> VideoSw
                     first_of.setdefault(k, s)
                 uniq = sorted(set(first_of.values()))
                 unique += len(uniq)
-                present_gt = {int(o) for o in np.unique(gt) if o not in (0, VOID_ID)}
-                member_ids.update(ids)
-                gt_ids.update(present_gt)
-                score_ids = sorted(set(fixed) | set(ids) | present_gt)
                 flat_idx = var_idx.numpy()
                 by_key = {}
                 given = (job.prompts or {}).get(name)
@@ -124,39 +101,20 @@ def _sweep_video(config, settings, job, dataset, protocols, mose_ids) -> VideoSw
                     pred = base.copy()
                     pred.reshape(-1)[flat_idx] = var[s]
                     pred = fill_given(pred, given, ids)  # exactly as fuse writes the frame
-                    by_key[keys[s]] = scorer.score(gt, pred, score_ids)
+                    by_key[keys[s]] = books[s].score(scorer, gt, pred)
                 for s in range(S):
-                    sc = by_key[keys[s]]
-                    rows = np.column_stack([sc.gt_area, sc.pred_area, sc.inter, sc.F, sc.F_mose, sc.Fdot])
-                    for k, o in enumerate(sc.ids.tolist()):
-                        ga, pa = rows[k, 0], rows[k, 1]
-                        if ga == 0 and pa == 0:
-                            continue
-                        if ga:
-                            gt_seen[s].add(o)
-                        if pa:
-                            pred_first[s].setdefault(o, t)
-                        arr = values[s].get(o)
-                        if arr is None:
-                            arr = values[s][o] = np.tile(DEFAULT_ROW, (n, 1))
-                        arr[t - 1] = rows[k]
-                for o in fixed:
-                    for s in range(S):
-                        values[s].setdefault(o, np.tile(DEFAULT_ROW, (n, 1)))
+                    books[s].record(t, by_key[keys[s]], "error", where(t, s), STRAY_FIX)
     finally:
         for mv in members.values():
             mv.close()
-    stray = sorted(member_ids - gt_ids - set(fixed))
-    if stray:   # as the evaluator's default (on_unknown_ids='error'): an id the GT never has is a mistake
-        from submission.jf.errors import EvaluationError
-        raise EvaluationError(f"members predict object id(s) {stray} in video {job.name!r}, which its ground "
-                              "truth never has", video.ann_dir, "check that the member stores were made for "
-                              "this split (same videos, same object ids)")
     names = gt_frames[1:-1]
     frame_index = np.arange(1, len(gt_frames) - 1)     # index among the GT frames, as the evaluator reports it
     scores = [VideoScores(name=job.name, frames=names, frame_index=frame_index, shape=job.video_hw,
-                          davis_ids=davis_ids, mose_ids=mose_ids, values=values[s], gt_seen=gt_seen[s],
-                          pred_first=pred_first[s], gt0_ids=gt0_ids) for s in range(S)]
+                          davis_ids=davis_ids, mose_ids=mose_ids, values=b.values, gt_seen=b.gt_seen,
+                          pred_first=b.pred_first, gt0_ids=gt0_ids) for b in books]
+    if "vos-benchmark" in protocols:      # as the evaluator's default (on_unknown_ids='error')
+        for s, vs in enumerate(scores):
+            check_vosb_ids(vs, lambda t, s=s: where(t, s), STRAY_FIX)
     return VideoSweep(job.name, scores, time.perf_counter() - start, n, unique / max(1, n * S))
 
 

@@ -23,6 +23,7 @@ from .protocols import normalize_protocols
 from .tables import Result, build_result
 
 UNKNOWN_IDS = ("error", "ignore")
+UNKNOWN_FIX = "remove the stray id, or pass on_unknown_ids='ignore' / --unknown-ids ignore"
 VOID_ID = 255          # DAVIS maps GT 255 to background before counting objects
 _DENSE_IDS = 64        # above this many candidate ids, find present ids with one bincount instead
 
@@ -132,6 +133,104 @@ def _present(labels: np.ndarray, candidates: Iterable[int]) -> list[int]:
     return [o for o in cands if counts[o]]
 
 
+def first_frame_objects(g0: np.ndarray, protocols: Sequence[str], mose_ids: Sequence[int] | None,
+                        where) -> tuple[list[int], list[int], set[int]]:
+    """(DAVIS ids, MOSEv2 ids, ids present) of a video, picked from its first GT frame as each evaluator does;
+    ``mose_ids`` from meta.json win. Raises (naming ``where``) when a protocol has no object to score."""
+    present0 = [int(o) for o in np.flatnonzero(np.bincount(g0.ravel(), minlength=256))]
+    gt0_ids = {o for o in present0 if o != 0}
+    davis_ids: list[int] = []
+    if "davis" in protocols:
+        n = max([o for o in gt0_ids if o != VOID_ID], default=0)
+        if n == 0:
+            raise EvaluationError("first-frame ground truth holds no object (DAVIS scores ids 1..max id of the "
+                                  "first frame)", where)
+        davis_ids = list(range(1, n + 1))
+    if "mosev2" in protocols:
+        if mose_ids is None:
+            mose_ids = sorted(o for o in gt0_ids if o != VOID_ID)
+            if not mose_ids:
+                raise EvaluationError("first-frame ground truth holds no object (pass meta.json to list the "
+                                      "objects MOSEv2 scores)", where)
+    else:
+        mose_ids = []
+    return davis_ids, list(mose_ids), gt0_ids
+
+
+@dataclass
+class FrameRows:
+    """One scored frame: the per-object rows (``_COLS``) of the ids the protocols score there, and the predicted
+    ids outside a fixed-set protocol's objects that are present on it (for the unknown-id rule)."""
+
+    ids: list[int]
+    rows: np.ndarray
+    stray: list[int]
+
+
+class VideoRows:
+    """Per-(object, scored frame) rows of a video (or of a chunk of it) as they are built, frame by frame.
+
+    The evaluator's bookkeeping in one place: which ids a frame scores, the empty/empty default, the first frame
+    each id is predicted on, the ids the GT shows, and the unknown-id rule. :func:`evaluate` drives it from PNGs;
+    the ensemble's sweep drives it from in-memory fused maps, one per setting, so both give the same numbers."""
+
+    def __init__(self, shape: tuple[int, int], protocols: Sequence[str], davis_ids: Sequence[int],
+                 mose_ids: Sequence[int], start: int, stop: int):
+        self.vosb = "vos-benchmark" in protocols
+        self.fixed = sorted(set(davis_ids) | set(mose_ids))
+        # pred ids each fixed-set protocol accepts; vos-benchmark's set is only known at the end of the video
+        self.accepted = [(p, set(ids)) for p, ids in (("davis", davis_ids), ("mosev2", mose_ids)) if ids]
+        self.start, self.n = start, stop - start
+        self.values: dict[int, np.ndarray] = {o: np.tile(_DEFAULT, (self.n, 1)) for o in self.fixed}
+        self.pred_first: dict[int, int] = {}
+        self.gt_seen: set[int] = set()
+
+    def score(self, scorer: FrameScorer, g: np.ndarray, p: np.ndarray) -> FrameRows:
+        """Score one (GT, prediction) pair: the ids the protocols look at, and the stray predicted ids."""
+        gmax, pmax = int(g.max()), int(p.max())
+        top = max(gmax, pmax)
+        stray: list[int] = []
+        if self.vosb:
+            span = range(1, top + 1)
+            if len(span) > _DENSE_IDS:
+                span = sorted(set(_present(g, span)) | set(_present(p, span)))
+            ids = sorted(set(span) | {o for o in self.fixed if o <= top})
+        else:
+            ids = [o for o in self.fixed if o <= top]
+            unknown = [o for o in range(1, pmax + 1) if any(o not in acc for _, acc in self.accepted)]
+            if unknown:
+                stray = _present(p, unknown)
+        sc = scorer.score(g, p, ids)
+        rows = np.column_stack([sc.gt_area, sc.pred_area, sc.inter, sc.F, sc.F_mose, sc.Fdot])
+        return FrameRows(sc.ids.tolist(), rows, stray)
+
+    def record(self, t: int, frame: FrameRows, on_unknown: str = "error", where=None, fix: str = UNKNOWN_FIX
+               ) -> None:
+        """Add frame ``t``'s rows; with ``on_unknown='error'`` a predicted id a fixed-set protocol does not score
+        raises (naming ``where``, suggesting ``fix``), as the evaluator does on its first occurrence."""
+        for o in frame.stray:
+            self.pred_first.setdefault(o, t)
+        for k, o in enumerate(frame.ids):
+            ga, pa = frame.rows[k, 0], frame.rows[k, 1]
+            if ga == 0 and pa == 0:
+                continue
+            if ga:
+                self.gt_seen.add(o)
+            if pa:
+                self.pred_first.setdefault(o, t)
+            arr = self.values.get(o)
+            if arr is None:
+                arr = self.values[o] = np.tile(_DEFAULT, (self.n, 1))
+            arr[t - self.start] = frame.rows[k]
+        if on_unknown == "error":
+            for proto, acc in self.accepted:
+                bad = [o for o, first in self.pred_first.items() if o not in acc and first == t]
+                if bad:
+                    raise EvaluationError(
+                        f"predicted object id {bad[0]} is not an object of the first-frame ground truth "
+                        f"({_describe(proto, acc)}; protocol {proto})", where, fix)
+
+
 def _score_chunk(source, start: int, stop: int, protocols: tuple[str, ...], mose_ids: list[int] | None,
                  on_unknown: str, check_ends: bool) -> _Chunk:
     davis, mose, vosb = ("davis" in protocols), ("mosev2" in protocols), ("vos-benchmark" in protocols)
@@ -139,72 +238,15 @@ def _score_chunk(source, start: int, stop: int, protocols: tuple[str, ...], mose
     shape = g0.shape
     if check_ends:
         source.check_unread(shape, (0, source.n_frames - 1))
-    present0 = [int(o) for o in np.flatnonzero(np.bincount(g0.ravel(), minlength=256))]
-    gt0_ids = {o for o in present0 if o != 0}
-    davis_ids: list[int] = []
-    if davis:
-        n = max([o for o in gt0_ids if o != VOID_ID], default=0)
-        if n == 0:
-            raise EvaluationError("first-frame ground truth holds no object (DAVIS scores ids 1..max id of the "
-                                  "first frame)", source.where_gt(0))
-        davis_ids = list(range(1, n + 1))
-    if mose:
-        if mose_ids is None:
-            mose_ids = sorted(o for o in gt0_ids if o != VOID_ID)
-            if not mose_ids:
-                raise EvaluationError("first-frame ground truth holds no object (pass meta.json to list the "
-                                      "objects MOSEv2 scores)", source.where_gt(0))
-    else:
-        mose_ids = []
-    fixed = sorted(set(davis_ids) | set(mose_ids))
-    # pred ids each fixed-set protocol accepts; vos-benchmark's set is only known at the end of the video
-    accepted = [(p, set(ids)) for p, ids in (("davis", davis_ids), ("mosev2", mose_ids)) if ids]
-
+    davis_ids, mose_ids, gt0_ids = first_frame_objects(g0, protocols, mose_ids, source.where_gt(0))
     scorer = FrameScorer(shape, davis_f=davis or vosb, mose_f=mose)
-    n = stop - start
-    values: dict[int, np.ndarray] = {o: np.tile(_DEFAULT, (n, 1)) for o in fixed}
-    chunk = _Chunk(source.name, start, stop, shape, davis_ids, list(mose_ids), values, gt0_ids=gt0_ids)
-
+    rows = VideoRows(shape, protocols, davis_ids, mose_ids, start, stop)
     for t in range(start, stop):
         g = source.gt(t, shape)
         p = source.pred(t, shape)
-        gmax, pmax = int(g.max()), int(p.max())
-        top = max(gmax, pmax)
-        if vosb:
-            span = range(1, top + 1)
-            if len(span) > _DENSE_IDS:
-                span = sorted(set(_present(g, span)) | set(_present(p, span)))
-            ids = sorted(set(span) | {o for o in fixed if o <= top})
-        else:
-            ids = [o for o in fixed if o <= top]
-            unknown = [o for o in range(1, pmax + 1) if any(o not in acc for _, acc in accepted)]
-            if unknown:
-                for o in _present(p, unknown):
-                    chunk.pred_first.setdefault(o, t)
-        scores = scorer.score(g, p, ids)
-        rows = np.column_stack([scores.gt_area, scores.pred_area, scores.inter,
-                                scores.F, scores.F_mose, scores.Fdot])
-        for k, o in enumerate(scores.ids.tolist()):
-            ga, pa = rows[k, 0], rows[k, 1]
-            if ga == 0 and pa == 0:
-                continue
-            if ga:
-                chunk.gt_seen.add(o)
-            if pa:
-                chunk.pred_first.setdefault(o, t)
-            arr = values.get(o)
-            if arr is None:
-                arr = values[o] = np.tile(_DEFAULT, (n, 1))
-            arr[t - start] = rows[k]
-        if on_unknown == "error":
-            for proto, acc in accepted:
-                bad = [o for o, first in chunk.pred_first.items() if o not in acc and first == t]
-                if bad:
-                    raise EvaluationError(
-                        f"predicted object id {bad[0]} is not an object of the first-frame ground truth "
-                        f"({_describe(proto, acc)}; protocol {proto})", source.where_pred(t),
-                        "remove the stray id, or pass on_unknown_ids='ignore' / --unknown-ids ignore")
-    return chunk
+        rows.record(t, rows.score(scorer, g, p), on_unknown, source.where_pred(t))
+    return _Chunk(source.name, start, stop, shape, davis_ids, list(mose_ids), rows.values, rows.pred_first,
+                  rows.gt_seen, gt0_ids)
 
 
 def _describe(proto: str, ids: set[int]) -> str:
@@ -260,13 +302,18 @@ def _merge(source, chunks: list[_Chunk]) -> VideoScores:
 
 
 def _check_vosb_ids(source, vs: VideoScores) -> None:
+    check_vosb_ids(vs, source.where_pred)
+
+
+def check_vosb_ids(vs: VideoScores, where_pred, fix: str = None) -> None:
+    """vos-benchmark's unknown-id rule, once the whole video is seen: a predicted id the GT never shows is an
+    error. ``where_pred(t)`` names frame ``t`` of the prediction."""
     known = vs.gt_seen | vs.gt0_ids
     bad = sorted((t, o) for o, t in vs.pred_first.items() if o not in known)
     if bad:
         t, o = bad[0]
         raise EvaluationError(f"predicted object id {o} never appears in the ground truth of video {vs.name!r} "
-                              "(protocol vos-benchmark)", source.where_pred(t),
-                              "remove the stray id, or pass on_unknown_ids='ignore' / --unknown-ids ignore")
+                              "(protocol vos-benchmark)", where_pred(t), fix or UNKNOWN_FIX)
 
 
 # ------------------------------------------------------------------------------------------------ driver

@@ -122,13 +122,57 @@ def test_grid_parsing():
             parse_weights(bad, 2)
 
 
-def test_sweep_rows_use_the_evaluators_column_order():
-    """The sweep hands per-(object, frame) rows to the evaluator's tables: same columns, same defaults."""
-    import importlib
-    ev = importlib.import_module("submission.jf.evaluate")      # the package re-exports a function of that name
-    sw = importlib.import_module("ensemble.sweep")
-    assert tuple(ev._COLS) == sw.COLS
-    assert np.array_equal(ev._DEFAULT, sw.DEFAULT_ROW)
+def _late_object_case(tmp_path):
+    """A video whose first GT frame holds no object (object 1 appears on frame 2, object 2 on frame 4) and two
+    members that track them from their first appearance, with different errors."""
+    from tests.ensemble.conftest import moving_ellipses
+    from tests.ensemble.helpers import sam2_recipe, write_store
+    from tests.ensemble.synthetic import write_dataset
+
+    gt = moving_ellipses(8, (48, 64), 2, 3)
+    gt[:2] = 0
+    gt[:4][gt[:4] == 2] = 0
+    root = tmp_path / "data"
+    write_dataset(root, {"late": gt})
+    names = [f"{t:05d}" for t in range(len(gt))]
+    rng = np.random.default_rng(7)
+    stores = {}
+    for m, shift in (("a", 1), ("b", -2)):
+        frames = {}
+        for t, n in enumerate(names):
+            ids = [o for o in (1, 2) if (gt[:t + 1] == o).any()]
+            logits = np.stack([np.where(np.roll(gt[t], shift, axis=1) == o, 6.0, -6.0).astype(np.float32)
+                               + rng.normal(0, 2, gt.shape[1:]).astype(np.float32) for o in ids]) if ids \
+                else np.zeros((0, 48, 64), np.float32)
+            frames[n] = (ids, logits)
+        stores[m] = tmp_path / "stores" / m
+        write_store(stores[m], "m", {"late": {"frame_names": names, "video_hw": [48, 64],
+                                              "recipe": sam2_recipe([48, 64]), "frames": frames}})
+    return root, _cfg(stores)
+
+
+def test_first_frame_without_objects_sweep_agrees_with_the_evaluator(tmp_path):
+    """The sweep scores through the evaluator's own per-frame primitive: on a first GT frame without objects it
+    gives the evaluator's numbers (vos-benchmark) and the evaluator's refusal (MOSEv2 without meta.json, DAVIS),
+    where its former copy of the bookkeeping went on scoring nothing."""
+    from submission.jf.errors import EvaluationError
+    root, cfg = _late_object_case(tmp_path)
+    ds = VOSDataset(root, objects_from="appearance")
+    settings = make_settings(cfg, ["soft", "majority"], [(0.5, 0.5), (0.8, 0.2)])
+    res = sweep(cfg, settings, ds, protocol="vos-benchmark")
+    for i, s in enumerate(settings):
+        run = tmp_path / f"run{i}"
+        fuse(s.config(cfg), run, dataset=ds)
+        ref = evaluate(root / "Annotations", run / "labels", protocol="vos-benchmark", n_jobs=1)
+        pd.testing.assert_frame_equal(res.results[i].per_object.reset_index(drop=True),
+                                      ref.per_object.reset_index(drop=True))
+        assert res.results[i].global_ == ref.global_
+    for protocol in ("mosev2", "davis"):
+        with pytest.raises(EvaluationError, match="first-frame ground truth holds no object") as ours:
+            sweep(cfg, settings, ds, protocol=protocol)
+        with pytest.raises(EvaluationError, match="first-frame ground truth holds no object") as theirs:
+            evaluate(root / "Annotations", tmp_path / "run0" / "labels", protocol=protocol, n_jobs=1)
+        assert str(ours.value).split(":")[-2:] == str(theirs.value).split(":")[-2:]
 
 
 def test_sweep_refuses_ids_the_ground_truth_never_has(small_members, tmp_path):
@@ -138,12 +182,17 @@ def test_sweep_refuses_ids_the_ground_truth_never_has(small_members, tmp_path):
     ds = VOSDataset(root)
     video = ds["ell1"]
     H, W = video.size
-    frames = {n: ([1, 5], np.full((2, H // 4, W // 4), 3.0, np.float32)) for n in video.frame_names}
+    logits = np.full((2, H // 4, W // 4), 3.0, np.float32)
+    logits[1, :, W // 8:] = 5.0                              # id 5 wins on the right half of every frame
+    frames = {n: ([1, 5], logits) for n in video.frame_names}
     write_store(tmp_path / "stray", "m", {"ell1": {"frame_names": list(video.frame_names), "video_hw": [H, W],
                                                    "recipe": sam2_recipe([H, W]), "frames": frames}})
     cfg = FusionConfig.from_dict({"members": [{"store": str(tmp_path / "stray")}]})
-    with pytest.raises(EvaluationError, match=r"object id\(s\) \[5\]"):
+    # the evaluator's unknown-id rule (its default, on_unknown_ids='error'), naming the frame and the setting
+    with pytest.raises(EvaluationError, match=r"ell1/00001 fused with setting 0.*predicted object id 5 .*protocol davis.*same object ids"):
         sweep(cfg, make_settings(cfg), ds, videos=["ell1"])
+    with pytest.raises(EvaluationError, match=r"predicted object id 5 never appears in the ground truth"):
+        sweep(cfg, make_settings(cfg), ds, videos=["ell1"], protocol="vos-benchmark")
 
 
 def test_sweep_in_parallel_gives_the_same_table(small_members):
