@@ -133,6 +133,8 @@ class ModelFamily:
     summary: str = ""               # one line for tables and --help
     # (options, checkpoint entry fields) -> problems, e.g. a SAM2 variant that is not the checkpoint's
     consistency: Callable[[Mapping[str, Any], Mapping[str, Any]], list[str]] | None = None
+    # (options, device as configured: "auto", "cpu", "cuda", "cuda:N") -> problems, e.g. a CUDA-only option on CPU
+    device_check: Callable[[Mapping[str, Any], str], list[str]] | None = None
 
     def __post_init__(self):
         if not self.name or not all(c.isalnum() or c in "-_" for c in self.name):
@@ -189,6 +191,12 @@ class ModelFamily:
             elif self.consistency is not None:
                 problems.extend(f"{prefix}{p}" for p in self.consistency(out, info))
         return out, problems
+
+    def check_device(self, options: Mapping[str, Any], device: str | None, where: str = "") -> list[str]:
+        if self.device_check is None or not device:
+            return []
+        prefix = f"{where}." if where else ""
+        return [f"{prefix}{p}" for p in self.device_check(options, str(device))]
 
     def check_image_size(self, size: Any, where: str = "image_size") -> list[str]:
         text = self.image_size.problem(size)

@@ -205,7 +205,8 @@ def load_experiment(path: str | os.PathLike, overrides: dict | None = None, chec
     seen = set()
     warnings: list[str] = []
     for i, m in enumerate(raw_members):
-        member = _check_member(m, f"member[{i}]", base, check_files, resolve_checkpoint, seen, problems, warnings)
+        member = _check_member(m, f"member[{i}]", base, check_files, resolve_checkpoint, seen, problems, warnings,
+                               run.get("device"))
         if member is not None:
             members.append(member)
     fmembers = fusion.get("members") or {}
@@ -262,7 +263,7 @@ def _image_sizes(vals: dict, where: str, problems: list[str], warnings: list[str
 
 
 def _check_member(m: Any, where: str, base: Path, check_files: bool, resolve_checkpoint, seen: set,
-                  problems: list[str], warnings: list[str]) -> Member | None:
+                  problems: list[str], warnings: list[str], device: str | None = None) -> Member | None:
     """One [[member]] table: the common keys here, the model's own options and input-size rule from its registry
     declaration (through pipeline.members.check_member, which the launch spec uses too)."""
     from .members import check_member
@@ -290,7 +291,7 @@ def _check_member(m: Any, where: str, base: Path, check_files: bool, resolve_che
     if not isinstance(model, str):
         return None  # "model: missing" / "expected a string" is already reported
     options = {k: v for k, v in m.items() if k not in _MEMBER_COMMON}
-    fam, opts, _, more = check_member(model, vals.get("checkpoint"), options, None, where)
+    fam, opts, _, more = check_member(model, vals.get("checkpoint"), options, None, where, device=device)
     problems.extend(more)
     if fam is None:
         return None

@@ -25,7 +25,7 @@ def checkpoint_info(name_or_path: str | None) -> dict:
 
 
 def check_member(model: Any, checkpoint: str | None, options: Mapping[str, Any], image_size: Any = None,
-                 where: str = "", size_key: str = "image_size", require: bool = True
+                 where: str = "", size_key: str = "image_size", require: bool = True, device: str | None = None
                  ) -> tuple[registry.ModelFamily | None, dict, int | None, list[str]]:
     """(family, options with defaults, image size (the family's default when None), problems).
 
@@ -37,6 +37,8 @@ def check_member(model: Any, checkpoint: str | None, options: Mapping[str, Any],
     if fam is None:
         return None, dict(options), image_size, [f"{prefix}model: {registry.unknown_model_problem(model)}"]
     opts, problems = fam.check_options(options, checkpoint_info(checkpoint), where, require=require)
+    if not problems:
+        problems += fam.check_device(opts, device, where)
     if image_size is None:
         image_size = fam.image_size.default_for(opts)
     else:

@@ -160,15 +160,21 @@ def fusion_config(exp: Experiment, folder: RunFolder, best_path: str | Path | No
                               for b in best.members), mode=best.mode)
 
 
-def _sweep(exp: Experiment, folder: RunFolder, ds: VOSDataset, base, echo) -> Path:
-    """Rank fusion settings on this split's ground truth; returns the best.toml it wrote."""
+def sweep_settings(exp: Experiment, base) -> list:
+    """The settings the experiment's [sweep] asks for (parsed before any work starts: a bad grid is a config
+    problem, not a failure after inference)."""
     from ensemble.grid import make_settings, parse_member_values, parse_weights
-    from ensemble.report import write_report
-    from ensemble.sweep import sweep
     sw = exp.sweep
     weights = [w for text in (sw["weights"] or []) for w in parse_weights(text, len(base.members))] or None
-    settings = make_settings(base, sw["modes"] or None, weights, parse_member_values(sw["scale"] or [], base.names,
-                             "scale"), parse_member_values(sw["bias"] or [], base.names, "bias"))
+    return make_settings(base, sw["modes"] or None, weights, parse_member_values(sw["scale"] or [], base.names,
+                         "scale"), parse_member_values(sw["bias"] or [], base.names, "bias"))
+
+
+def _sweep(exp: Experiment, folder: RunFolder, ds: VOSDataset, base, echo) -> Path:
+    """Rank fusion settings on this split's ground truth; returns the best.toml it wrote."""
+    from ensemble.report import write_report
+    from ensemble.sweep import sweep
+    settings = sweep_settings(exp, base)
     echo(f"[sweep] {len(settings)} settings over {len(ds.video_names)} videos ({exp.data['protocol']})")
     result = sweep(base, settings, ds, exp.data["protocol"], echo=echo)
     paths = write_report(result, folder.root / "sweep", extra={"root": exp.data["root"], "split": exp.data["split"]})
@@ -203,6 +209,39 @@ def _infer(exp: Experiment, folder: RunFolder, ds: VOSDataset, echo) -> dict:
     return done
 
 
+def preflight(exp: Experiment, folder: RunFolder, ds: VOSDataset, fusion, stages=STAGES) -> None:
+    """What the config file alone cannot show, checked before any inference, every problem at once (ConfigError):
+    the sweep grid parses against this experiment's stores, and the weights of every member still to run are
+    available (resolved, downloaded once, verified; a Ray cluster's workers fetch their own, so only the names
+    are checked then)."""
+    from data.store import LogitStore
+
+    from .config import ConfigError
+    from .registry import resolve_checkpoint
+
+    problems = []
+    if exp.sweep is not None:
+        try:
+            sweep_settings(exp, fusion)
+        except MassegError as exc:
+            problems.append(f"sweep: {exc}")
+    if "infer" in stages and exp.run["launcher"] != "ray":
+        seen = {}
+        for i, m in enumerate(exp.members):
+            todo = [r for r in m.runs() if not all(LogitStore.has_video(folder.store(r.store_name), v)
+                                                    for v in ds.video_names)]
+            if not todo or m.checkpoint in seen:
+                continue
+            try:
+                resolve_checkpoint(m.checkpoint)
+                seen[m.checkpoint] = None
+            except MassegError as exc:
+                seen[m.checkpoint] = str(exc)
+                problems.append(f"member[{i}].checkpoint: {exc}")
+    if problems:
+        raise ConfigError(exp.path, problems)
+
+
 def run_experiment(config_path: str | Path, echo: Callable[[str], None] = print,
                    stages: tuple[str, ...] = STAGES, overrides: dict | None = None) -> dict:
     """Run (or resume) an experiment; returns the summary dict."""
@@ -212,6 +251,7 @@ def run_experiment(config_path: str | Path, echo: Callable[[str], None] = print,
     folder = RunFolder(exp.out)
     ds = VOSDataset(exp.data["root"], exp.data["split"] or None, objects_from=exp.data["objects_from"])
     fusion = fusion_config(exp, folder)  # checked before any work starts
+    preflight(exp, folder, ds, fusion, stages)
     with folder.lock():
         summary = _run_locked(exp, folder, ds, fusion, config_path, echo, stages)
         folder.sweep_leftovers()

@@ -29,6 +29,12 @@ def _agrees_with_checkpoint(options, info) -> list[str]:
     return []
 
 
+def _device(options, device: str) -> list[str]:
+    if options.get("vos_optimized") and device.startswith("cpu"):
+        return ["vos_optimized: the compiled VOS predictor needs CUDA, the device is cpu: drop vos_optimized"]
+    return []
+
+
 FAMILY = ModelFamily(
     name="sam2",
     summary="SAM2 / SAM2.1 video predictor (official sam2 package), MASSeg mask scaling",
@@ -48,4 +54,5 @@ FAMILY = ModelFamily(
     ),
     build=_build,
     consistency=_agrees_with_checkpoint,
+    device_check=_device,
 )

@@ -73,7 +73,7 @@ def check_spec(spec: dict) -> dict:
         problems.append("options: must be an object")
         out["options"] = {}
     fam, opts, size, more = check_member(out.get("model"), out.get("checkpoint"), out["options"],
-                                         out["image_size"])
+                                         out["image_size"], device=out["device"])
     problems += more
     if problems:
         raise SpecError(f"bad member spec: {'; '.join(problems)}",

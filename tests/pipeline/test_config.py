@@ -100,3 +100,116 @@ def test_shipped_configs_parse():
     masseg = load_experiment(REPO / "configs" / "mose_masseg.toml", check_files=False)
     assert [r.store_name for r in masseg.member_runs()] == ["sam2l-s1024", "sam2l-s1280", "cutie_b-s480"]
     assert masseg.members[0].options["mem_scale"] == 15.0
+
+
+# ---- every problem before any inference (`masseg run`) ------------------------------------------------------
+def _tiny_root(root):
+    import numpy as np
+    from PIL import Image
+    from data.labels import write_labels
+
+    for video in ("a", "b"):
+        (root / "JPEGImages" / video).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (32, 24), (100, 120, 140)).save(root / "JPEGImages" / video / f"{i:05d}.jpg")
+            labels = np.zeros((24, 32), np.uint8)
+            labels[4:12, 4:20] = 1
+            write_labels(root / "Annotations" / video / f"{i:05d}.png", labels)
+    return root
+
+
+MEMBERS = """
+[run]
+out = "{out}"
+device = "cpu"
+[data]
+root = "{root}"
+[[member]]
+name = "first"
+model = "cutie"
+checkpoint = "{ckpt}"
+[[member]]
+name = "second"
+model = "sam2"
+variant = "sam2.1_hiera_xl"
+checkpoint = "{ckpt}"
+image_size = [1024, 1040]
+vos_optimized = true
+[[member]]
+name = "third"
+model = "cutie"
+checkpoint = "cutie-small-mega"
+preset = "fastest"
+size = "base"
+[[member]]
+name = "fourth"
+model = "xmem"
+checkpoint = "{ckpt}"
+"""
+
+
+def test_member_problems_of_every_model_are_reported_before_any_inference(tmp_path, capsys):
+    """Per-model validation comes from the registry: the second member's unknown SAM2 variant used to surface
+    only after the first member had run."""
+    from pipeline.cli import main
+
+    ckpt = tmp_path / "weights.pth"
+    ckpt.write_bytes(b"not loaded: the config fails first")
+    cfg = tmp_path / "exp.toml"
+    cfg.write_text(MEMBERS.format(out=tmp_path / "run", root=_tiny_root(tmp_path / "ds"), ckpt=ckpt))
+    assert main(["run", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    for expected in ("member[1].variant: unknown SAM2 variant 'sam2.1_hiera_xl'",
+                     "member[1].image_size: sam2 input size must be a positive multiple of 32 (e.g. 512, 768, "
+                     "1024, 1280), got 1040",
+                     "member[2].preset: 'fastest' is not one of",
+                     "member[3].model: unknown model 'xmem' (known models: cutie, sam2)",
+                     "4 problem(s)"):
+        assert expected in err, (expected, err)
+    assert not (tmp_path / "run").exists()       # nothing ran, nothing was written
+
+
+def test_consistency_with_checkpoint_and_device_and_the_old_size_key(tmp_path):
+    ckpt = tmp_path / "w.pt"
+    ckpt.write_bytes(b"x")
+    text = (f'[run]\nout = "{tmp_path / "run"}"\ndevice = "cpu"\n[data]\nroot = "{tmp_path}"\n'
+            '[[member]]\nname = "s"\nmodel = "sam2"\ncheckpoint = "sam2.1_hiera_tiny"\nvariant = "sam2.1_hiera_l"\n'
+            '[[member]]\nname = "v"\nmodel = "sam2"\ncheckpoint = "sam2.1_hiera_tiny"\nvos_optimized = true\n'
+            '[[member]]\nname = "c"\nmodel = "cutie"\ncheckpoint = "sam2.1_hiera_small"\n'
+            f'[[member]]\nname = "old"\nmodel = "sam2"\ncheckpoint = "{ckpt}"\nvariant = "sam2.1_hiera_t"\n'
+            'scales = [512]\nimage_size = 512\n')
+    (tmp_path / "c.toml").write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_experiment(tmp_path / "c.toml")
+    problems = "\n".join(err.value.problems)
+    assert "member[0].variant: sam2.1_hiera_l does not fit checkpoint sam2.1_hiera_tiny" in problems
+    assert "member[1].vos_optimized: the compiled VOS predictor needs CUDA" in problems
+    assert "member[2].checkpoint: sam2.1_hiera_small is a sam2 checkpoint; model cutie takes cutie" in problems
+    assert "member[3].scales: old name of image_size; give only image_size" in problems
+    assert len(err.value.problems) == 4
+    # the old key alone still works (with a warning); a single size may be given as an integer
+    (tmp_path / "c.toml").write_text(text.split("[[member]]")[0] + "[[member]]" + text.split("[[member]]")[4]
+                                     .replace("image_size = 512\n", "") + '[[member]]\nname = "one"\nmodel = '
+                                     '"cutie"\ncheckpoint = "cutie-small-mega"\nimage_size = 600\npreset = "mose_plus"\n'
+                                     '[[member]]\nname = "plus"\nmodel = "cutie"\ncheckpoint = "cutie-base-mega"\n'
+                                     'preset = "mose_plus"\n')
+    exp = load_experiment(tmp_path / "c.toml", check_files=False)
+    assert [r.store_name for r in exp.member_runs()] == ["old-s512", "one-s600", "plus-s720"]
+    assert exp.warnings == ["member[0].scales: renamed image_size (one name for the input size everywhere); "
+                            "`scales` is still read"]
+    assert exp.members[1].options == {"size": "small", "preset": "mose_plus"}   # size from the checkpoint entry
+
+
+def test_a_bad_sweep_grid_is_a_config_problem_before_any_inference(tmp_path, capsys):
+    from pipeline.cli import main
+
+    ckpt = tmp_path / "weights.pth"
+    ckpt.write_bytes(b"x")
+    cfg = tmp_path / "exp.toml"
+    cfg.write_text(f'[run]\nout = "{tmp_path / "run"}"\ndevice = "cpu"\n[data]\nroot = "{_tiny_root(tmp_path / "ds")}"\n'
+                   f'[[member]]\nname = "c"\nmodel = "cutie"\ncheckpoint = "{ckpt}"\nimage_size = [480, 600]\n'
+                   '[sweep]\nweights = ["1,2,3"]\n')
+    assert main(["run", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "sweep: " in err and "1 problem(s)" in err, err
+    assert not (tmp_path / "run" / "stores").exists()
