@@ -7,18 +7,25 @@ experiment configs may embed the same keys as a table (``FusionConfig.from_dict(
     mode = "soft"               # "soft": weighted mean of probability maps, then argmax
                                 # "majority": weighted plurality vote of the groups' label maps
 
-    [[members]]                 # one per member store (one model at one scale, flipped or not)
-    store = "stores/sam2_l"     # required; a relative path is resolved against the TOML file's folder
-    name = "sam2_l"             # optional, unique; default: the store folder's name
+    [[members]]                 # one per member: a logit store (one model at one scale, flipped or not) ...
+    store = "stores/sam2_l"     # a relative path is resolved against the TOML file's folder
+                                # ... or a folder of another tool's label PNGs (XMem, DeAOT, a teammate's run):
+    # png = "xmem/valid"        #   <video>/<frame>.png, or a masseg run folder (its labels/); exactly one of
+                                #   store / png (see ensemble/pngs.py)
+    # confidence = 1.0          # png only, in (0.5, 1]: soft voting sees p = confidence on the PNG's label and
+                                #   (1 - confidence) / (C - 1) on the frame's C - 1 other channels; 1 = one-hot
+    name = "sam2_l"             # optional, unique; default: the store (or PNG) folder's name
     weight = 1.0                # >= 0; 0 leaves the member out
     scale = 1.0                 # > 0 \\ MASSeg output scaling p = sigmoid(scale * logit + bias);
-    bias = 0.0                  #     / scale 1, bias 0 = the model's own output
+    bias = 0.0                  #     / scale 1, bias 0 = the model's own output (store members only)
     group = "sam2"              # optional; members of one group (scales/flips of one model) are merged first
                                 # by their weighted mean; the group then takes part with the sum of its weights
     optional = false            # true: where this member lacks a video or frame it is left out there;
                                 # false: that is an error
 
-Weights need not sum to one; only ratios matter.
+Weights need not sum to one; only ratios matter. A PNG member votes like any other member (majority voting:
+its labels are its vote; soft voting: its one-hot map softened by ``confidence``) and may be optional or in a
+group.
 """
 from __future__ import annotations
 
@@ -33,16 +40,18 @@ from data.atomic import atomic_write_text
 
 from . import tomlwrite
 from .errors import FusionConfigError
+from .pngs import DEFAULT_CONFIDENCE, PNG_KIND, STORE_KIND, check_confidence, is_store
 
 SCHEMA_VERSION = 1
 MODES = ("soft", "majority")
-MEMBER_KEYS = ("name", "store", "weight", "scale", "bias", "group", "optional")
+MEMBER_KEYS = ("name", "store", "png", "confidence", "weight", "scale", "bias", "group", "optional")
 TOP_KEYS = ("version", "mode", "members")
 
 
 @dataclass(frozen=True)
 class MemberSpec:
-    """One member store and how it takes part in the fusion."""
+    """One member and how it takes part in the fusion: a logit store (``kind="store"``) or a folder of another
+    tool's label PNGs (``kind="png"``, see :mod:`ensemble.pngs`); ``store`` is the member's folder either way."""
 
     name: str
     store: Path
@@ -51,6 +60,12 @@ class MemberSpec:
     bias: float = 0.0
     group: str = ""
     optional: bool = False
+    kind: str = STORE_KIND
+    confidence: float = DEFAULT_CONFIDENCE
+
+    @property
+    def is_png(self) -> bool:
+        return self.kind == PNG_KIND
 
     @property
     def group_name(self) -> str:
@@ -88,6 +103,11 @@ class FusionConfig:
         for m in self.members:
             out.setdefault(m.group_name, []).append(m)
         return out
+
+    @property
+    def png_names(self) -> list[str]:
+        """Members that are PNG folders (no logits: output scaling does not apply to them)."""
+        return [m.name for m in self.members if m.is_png]
 
     def active(self) -> list[MemberSpec]:
         """Members with a positive weight (the others are not even opened)."""
@@ -135,8 +155,12 @@ class FusionConfig:
             store = str(m.store)
             if relative_to is not None:
                 store = os.path.relpath(os.path.abspath(m.store), os.path.abspath(relative_to))
-            d: dict[str, Any] = {"name": m.name, "store": store, "weight": float(m.weight),
-                                 "scale": float(m.scale), "bias": float(m.bias)}
+            if m.is_png:
+                d: dict[str, Any] = {"name": m.name, "png": store, "confidence": float(m.confidence),
+                                     "weight": float(m.weight)}
+            else:
+                d = {"name": m.name, "store": store, "weight": float(m.weight), "scale": float(m.scale),
+                     "bias": float(m.bias)}
             if m.group:
                 d["group"] = m.group
             d["optional"] = bool(m.optional)
@@ -168,15 +192,21 @@ def load_config(path: str | os.PathLike) -> FusionConfig:
 
 
 def config_from_stores(stores: Iterable[str | os.PathLike], weights: Iterable[float] | None = None,
-                       mode: str = "soft") -> FusionConfig:
-    """Quick config for the CLI's ``--member`` form: one member per store, equal weights unless given."""
+                       mode: str = "soft", confidence: float = DEFAULT_CONFIDENCE) -> FusionConfig:
+    """Quick config for the CLI's ``--member`` form: one member per folder, equal weights unless given. A folder
+    with a ``manifest.json`` is a logit store; any other folder is read as a PNG member with ``confidence``."""
     stores = [Path(s) for s in stores]
     weights = list(weights) if weights is not None else [1.0] * len(stores)
     if len(weights) != len(stores):
         raise FusionConfigError(f"{len(weights)} weights for {len(stores)} members", None,
                                 "give one weight per member, in member order")
-    doc = {"mode": mode, "members": [{"store": str(s), "weight": float(w)} for s, w in zip(stores, weights)]}
-    return FusionConfig.from_dict(doc)
+    members = []
+    for s, w in zip(stores, weights):
+        if is_store(s) or not s.is_dir():   # a missing folder: the store's own "not found" message says more
+            members.append({"store": str(s), "weight": float(w)})
+        else:
+            members.append({"png": str(s), "weight": float(w), "confidence": confidence})
+    return FusionConfig.from_dict({"mode": mode, "members": members})
 
 
 # ---- validation ----------------------------------------------------------------------------------------------
@@ -201,9 +231,26 @@ def _member_from_dict(i: int, d, base: Path | None, where) -> MemberSpec:
     if unknown:
         raise FusionConfigError(f"{label}: unknown key(s) {', '.join(unknown)}", where,
                                 f"allowed keys: {', '.join(MEMBER_KEYS)}")
-    store = d.get("store")
+    kind = PNG_KIND if "png" in d else STORE_KIND
+    if "png" in d and "store" in d:
+        raise FusionConfigError(f"{label}: give either store (a logit store) or png (a folder of label PNGs), "
+                                "not both", where)
+    store = d.get(kind)
     if not isinstance(store, str) or not store:
-        raise FusionConfigError(f"{label}: store must be a non-empty path string", where)
+        raise FusionConfigError(f"{label}: {kind} must be a non-empty path string", where,
+                                "store = \"<logit store>\" or png = \"<folder of <video>/<frame>.png>\"")
+    confidence = d.get("confidence", DEFAULT_CONFIDENCE)
+    if kind == PNG_KIND:
+        for key in ("scale", "bias"):
+            if key in d:
+                raise FusionConfigError(f"{label}: {key} does not apply to a PNG member (it has no logits)", where,
+                                        "drop it; use confidence to set how much its label weighs in soft voting")
+        problem = check_confidence(confidence)
+        if problem:
+            raise FusionConfigError(f"{label}: {problem}", where)
+    elif "confidence" in d:
+        raise FusionConfigError(f"{label}: confidence applies to PNG members only", where,
+                                "use scale/bias for a logit store")
     path = Path(store)
     if base is not None and not path.is_absolute():
         path = base / path
@@ -218,7 +265,7 @@ def _member_from_dict(i: int, d, base: Path | None, where) -> MemberSpec:
         raise FusionConfigError(f"{label}: optional must be true or false", where)
     return MemberSpec(name=name, store=path, weight=_number(d, "weight", 1.0, where, label),
                       scale=_number(d, "scale", 1.0, where, label), bias=_number(d, "bias", 0.0, where, label),
-                      group=group, optional=optional)
+                      group=group, optional=optional, kind=kind, confidence=float(confidence))
 
 
 def _validate(cfg: FusionConfig) -> None:
@@ -239,5 +286,15 @@ def _validate(cfg: FusionConfig) -> None:
                                     "a non-positive scale would invert or erase the model's decision")
         if not math.isfinite(m.bias):
             raise FusionConfigError(f"member {m.name!r}: bias must be finite, got {m.bias}", where)
+        if m.kind not in (STORE_KIND, PNG_KIND):
+            raise FusionConfigError(f"member {m.name!r}: unknown kind {m.kind!r}", where)
+        if m.is_png:
+            problem = check_confidence(m.confidence)
+            if problem:
+                raise FusionConfigError(f"member {m.name!r}: {problem}", where)
+            if not m.identity_scaling:
+                raise FusionConfigError(f"member {m.name!r}: a PNG member has no logits, so scale/bias do not "
+                                        f"apply (got scale {m.scale:g}, bias {m.bias:g})", where,
+                                        "leave them out (a sweep's --scale '*=...' skips PNG members)")
     if not any(m.weight > 0 for m in cfg.members):
         raise FusionConfigError("every member has weight 0", where, "give at least one member a positive weight")

@@ -3,7 +3,8 @@
 A run folder holds ``fusion.toml`` (the config used, store paths relative to the folder) and ``labels/``
 (``<video>/<frame>.png``, written one atomic file at a time through ``submission.writer.SubmissionWriter``).
 A rerun with the same config resumes: frames already written are skipped. A rerun with another config is
-refused (its labels would mix two fusions) unless ``overwrite``. Videos run in parallel with joblib; each
+refused (its labels would mix two fusions) unless ``overwrite``; so is one whose PNG members' files changed
+(``png_members.json`` records their fingerprints; see ``ensemble.pngs``). Videos run in parallel with joblib; each
 worker decodes and upsamples each member frame once, in float32 on the CPU (exact model rules).
 """
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .config import FusionConfig, load_config
 from .errors import FusionConfigError
 from .members import MemberFrame, MemberVideo
 from .ops import torch_threads
+from .pngs import PngFolder, PngMemberVideo, check_fingerprints, fingerprints
 from .voting import FrameFusion, GroupUse, MemberUse, to_ids
 
 CONFIG_NAME = "fusion.toml"
@@ -40,6 +42,7 @@ class VideoJob:
     palette: bytes | None = None
     expected: object | None = None          # submission.expected.ExpectedVideo when a dataset is known
     prompts: dict[str, "np.ndarray"] | None = None  # frame name -> the objects first given there (a label map)
+    object_ids: list[int] | None = None     # the video's objects (from the dataset); PNG members are checked
 
 
 @dataclass
@@ -58,10 +61,10 @@ class VideoResult:
 
 
 # ---- planning ------------------------------------------------------------------------------------------------
-def open_stores(config: FusionConfig) -> dict[str, LogitStore]:
-    """Open every member with a positive weight (a missing store is an error even for optional members:
-    a wrong path is far likelier than an intentionally absent member)."""
-    return {m.name: LogitStore.open(m.store) for m in config.active()}
+def open_stores(config: FusionConfig) -> dict[str, "LogitStore | PngFolder"]:
+    """Open every member with a positive weight: its logit store, or its PNG folder (a missing one is an error
+    even for optional members: a wrong path is far likelier than an intentionally absent member)."""
+    return {m.name: PngFolder(m.store, m.name) if m.is_png else LogitStore.open(m.store) for m in config.active()}
 
 
 def plan_videos(config: FusionConfig, dataset: VOSDataset | None = None, videos: Sequence[str] | None = None,
@@ -84,9 +87,14 @@ def plan_videos(config: FusionConfig, dataset: VOSDataset | None = None, videos:
     if missing:
         shown = ", ".join(f"{m}/{v}" for m, v in missing[:5])
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        first = config.member(missing[0][0])
+        if first.is_png:
+            raise StoreError(f"{len(missing)} (member, video) pairs have no complete logits or PNGs: {shown}{more}; "
+                             f"PNG member {first.name!r} has no PNGs for video {missing[0][1]!r}",
+                             stores[first.name].root / missing[0][1],
+                             "run the tool on every video of the split, or mark the member optional = true")
         raise StoreError(f"{len(missing)} (member, video) pairs have no complete logits: {shown}{more}",
-                         config.member(missing[0][0]).store,
-                         "run or finish that member's inference on the split, or mark it optional = true")
+                         first.store, "run or finish that member's inference on the split, or mark it optional = true")
     jobs = []
     for v in videos:
         if dataset is not None:
@@ -94,7 +102,7 @@ def plan_videos(config: FusionConfig, dataset: VOSDataset | None = None, videos:
             vid = dataset[v]
             prompts = {vid.frame_names[t]: m for t, m in vid.prompt_masks().items()}
             jobs.append(VideoJob(v, list(vid.frame_names), tuple(vid.size), first_given_palette(vid),
-                                 ExpectedVideo.from_video(vid), prompts))
+                                 ExpectedVideo.from_video(vid), prompts, list(vid.object_ids)))
             continue
         src = next((m for m in required + active if stores[m.name].is_complete(v)), None)
         if src is None:
@@ -139,21 +147,51 @@ def frame_fusion(frames: dict[str, MemberFrame], hw: tuple[int, int]) -> tuple[F
     return FrameFusion(maps, len(ids) + 1, hw), ids
 
 
-def open_members(config: FusionConfig, job: VideoJob, stores: dict[str, LogitStore] | None = None
-                 ) -> dict[str, MemberVideo]:
+def open_members(config: FusionConfig, job: VideoJob, stores: dict | None = None
+                 ) -> dict[str, "MemberVideo | PngMemberVideo"]:
     members = {}
-    for m in config.active():
-        members[m.name] = MemberVideo(m, job.name, job.frame_names, job.video_hw,
-                                      stores.get(m.name) if stores else None)
-    return members
-
-
-def check_members(config: FusionConfig, plan: Sequence[VideoJob], stores: dict[str, LogitStore]) -> None:
-    """Open every (member, video) once before anything is written: recipe kind, size and frame list are
-    checked from the index alone, so a bad member fails the run up front rather than halfway."""
-    for job in plan:
-        for mv in open_members(config, job, stores).values():
+    try:
+        for m in config.active():
+            if not m.is_png:
+                members[m.name] = MemberVideo(m, job.name, job.frame_names, job.video_hw,
+                                              stores.get(m.name) if stores else None)
+        ids = job.object_ids if job.object_ids is not None else _store_object_ids(members.values())
+        for m in config.active():
+            if m.is_png:
+                members[m.name] = PngMemberVideo(m, job.name, job.frame_names, job.video_hw,
+                                                 stores.get(m.name) if stores else None, ids)
+    except BaseException:
+        for mv in members.values():
             mv.close()
+        raise
+    return {m.name: members[m.name] for m in config.active()}
+
+
+def _store_object_ids(members) -> list[int] | None:
+    """Without a dataset, a video's objects are those its store members were prompted with (None: unknown)."""
+    found = None
+    for mv in members:
+        if mv.available and isinstance(mv.reader.meta.get("obj_ids"), list):
+            found = (found or set()) | {int(o) for o in mv.reader.meta["obj_ids"]}
+    return None if found is None else sorted(found)
+
+
+def check_members(config: FusionConfig, plan: Sequence[VideoJob], stores: dict, fingerprint: bool = False
+                  ) -> dict[str, dict[str, str]]:
+    """Open every (member, video) once before anything is written: recipe kind, size and frame list are
+    checked from the index (stores) or the PNG headers (PNG members), so a bad member fails the run up front
+    rather than halfway. Returns the PNG members' fingerprints ({member: {video: digest}}) when asked."""
+    out: dict[str, dict[str, str]] = {}
+    for job in plan:
+        members = open_members(config, job, stores)
+        try:
+            if fingerprint:
+                for name, digest in fingerprints(members, job.name).items():
+                    out.setdefault(name, {})[job.name] = digest
+        finally:
+            for mv in members.values():
+                mv.close()
+    return out
 
 
 def load_frames(members: dict[str, MemberVideo], video: str, frame_name: str) -> dict[str, MemberFrame]:
@@ -207,8 +245,8 @@ def _fuse_video(config: FusionConfig, job: VideoJob, labels_dir, resume: bool) -
 
 # ---- a whole run ---------------------------------------------------------------------------------------------
 def _identity(config: FusionConfig) -> tuple:
-    return (config.mode, tuple((m.name, os.path.abspath(m.store), m.weight, m.scale, m.bias, m.group_name,
-                                m.optional) for m in config.members))
+    return (config.mode, tuple((m.name, m.kind, os.path.abspath(m.store), m.weight, m.scale, m.bias,
+                                m.confidence, m.group_name, m.optional) for m in config.members))
 
 
 def prepare_run(config: FusionConfig, run_dir: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -237,8 +275,9 @@ def fuse(config: FusionConfig, run_dir: str | os.PathLike, dataset: VOSDataset |
     from submission.writer import LABELS_SUBDIR
     stores = open_stores(config)
     plan = plan_videos(config, dataset, videos, stores)
-    check_members(config, plan, stores)
+    digests = check_members(config, plan, stores, fingerprint=bool(config.png_names))
     prepare_run(config, run_dir, overwrite)
+    check_fingerprints(run_dir, digests, overwrite)
     labels_dir = Path(run_dir) / LABELS_SUBDIR
     resume = not overwrite
     jobs = max(1, min(int(jobs), len(plan)))

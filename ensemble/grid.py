@@ -84,16 +84,21 @@ def parse_values(text: str) -> list[float]:
                                 "use a comma list (1,2,4) or an inclusive range start:stop:step") from None
 
 
-def parse_member_values(items: Iterable[str], names: Sequence[str], what: str) -> dict[str, list[float]]:
-    """``["sam2=1,2", "cutie=0.5:1.5:0.5"]`` -> {member: values}; ``*=...`` applies to every member."""
+def parse_member_values(items: Iterable[str], names: Sequence[str], what: str,
+                        skip: Sequence[str] = ()) -> dict[str, list[float]]:
+    """``["sam2=1,2", "cutie=0.5:1.5:0.5"]`` -> {member: values}; ``*=...`` applies to every member but those in
+    ``skip`` (PNG members: they have no logits to scale), which may not be named either."""
     out: dict[str, list[float]] = {}
     for item in items:
         name, sep, values = item.partition("=")
         if not sep:
             raise FusionConfigError(f"--{what} {item!r}: expected MEMBER=VALUES", None,
                                     f"e.g. --{what} {names[0]}=1,2,4 (or *=... for every member)")
-        targets = list(names) if name.strip() == "*" else [name.strip()]
+        targets = [n for n in names if n not in skip] if name.strip() == "*" else [name.strip()]
         for t in targets:
+            if t in skip:
+                raise FusionConfigError(f"--{what}: member {t!r} is a PNG member: it has no logits, so output "
+                                        "scaling does not apply to it", None, "sweep its weight instead")
             if t not in names:
                 raise FusionConfigError(f"--{what}: no member named {t!r}", None,
                                         f"members: {', '.join(names)}")
@@ -133,6 +138,10 @@ def make_settings(config: FusionConfig, modes: Sequence[str] | None = None,
             raise FusionConfigError(f"weight vector {w} has {len(w)} entries for {len(names)} members")
     scale_axes = [list((scales or {}).get(m.name, [m.scale])) for m in config.members]
     bias_axes = [list((biases or {}).get(m.name, [m.bias])) for m in config.members]
+    for m, sa, ba in zip(config.members, scale_axes, bias_axes):
+        if m.is_png and (sa != [1.0] or ba != [0.0]):
+            raise FusionConfigError(f"member {m.name!r} is a PNG member: it has no logits, so scale/bias do not "
+                                    "apply to it", None, "sweep its weight instead")
     for m, axis in zip(config.members, scale_axes):
         if any(not (s > 0) or not math.isfinite(s) for s in axis):
             raise FusionConfigError(f"member {m.name!r}: scales must be > 0, got {axis}")

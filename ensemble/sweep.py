@@ -167,7 +167,7 @@ def sweep(config: FusionConfig, settings: Sequence[Setting], dataset: VOSDataset
     union = config.with_settings(weights={m.name: (1.0 if m.name in used else 0.0) for m in config.members})
     stores = open_stores(union)
     plan = plan_videos(union, dataset, videos, stores)
-    check_members(union, plan, stores)
+    check_members(union, plan, stores)  # PNG members included (their frames map to one-hot votes)
     meta_videos, meta_path = load_meta(meta)
 
     def mose_ids_of(v):

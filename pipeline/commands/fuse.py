@@ -20,8 +20,11 @@ def _member_option(value: str):
 @click.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="fusion config TOML (members, weights, output scaling, groups, mode); see ensemble/config.py")
-@click.option("--member", "members", multiple=True, metavar="STORE[@WEIGHT]",
-              help="instead of --config: a member store (repeat); equal weights unless @WEIGHT is given")
+@click.option("--member", "members", multiple=True, metavar="DIR[@WEIGHT]",
+              help="instead of --config: a member (repeat): a logit store, or a folder of another tool's label "
+                   "PNGs (<video>/<frame>.png, or a masseg run folder); equal weights unless @WEIGHT is given")
+@click.option("--confidence", type=float, default=None,
+              help="with --member: soft-voting confidence of PNG members, in (0.5, 1] (default 1 = one-hot)")
 @click.option("--mode", type=click.Choice(["soft", "majority"]), default=None,
               help="voting mode (default: the config's, else soft)")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False),
@@ -39,11 +42,12 @@ def _member_option(value: str):
               help="also validate the labels against the split and write the submission zip (needs --root)")
 @click.option("--palette", type=click.Choice(["davis", "dataset"]), default="dataset", show_default=True,
               help="palette of the zip's PNGs")
-def fuse(config_path, members, mode, out, root, split_name, resolution, objects_from, videos, jobs, overwrite,
+def fuse(config_path, members, confidence, mode, out, root, split_name, resolution, objects_from, videos, jobs, overwrite,
          zip_path, palette):
-    """Fuse member stores (SAM2 / Cutie logits) by weighted soft or majority voting into label maps.
+    """Fuse members (SAM2 / Cutie logit stores, other tools' label PNGs) by weighted soft or majority voting
+    into label maps.
 
-    One member with weight 1, scale 1 and bias 0 reproduces that model's own masks exactly.
+    One member with weight 1, scale 1 and bias 0 reproduces that model's own masks (or PNGs) exactly.
     """
     from data.dataset import VOSDataset
     from ensemble.config import config_from_stores, load_config
@@ -53,13 +57,16 @@ def fuse(config_path, members, mode, out, root, split_name, resolution, objects_
 
     if bool(config_path) == bool(members):
         raise click.UsageError("give either --config or one or more --member")
+    if config_path and confidence is not None:
+        raise click.UsageError("--confidence goes with --member; in a config, set confidence = ... on the PNG member")
+    confidence = 1.0 if confidence is None else confidence
     if config_path:
         cfg = load_config(config_path)
         if mode:
             cfg = cfg.with_settings(mode=mode)
     else:
         pairs = [_member_option(m) for m in members]
-        cfg = config_from_stores([p for p, _ in pairs], [w for _, w in pairs], mode or "soft")
+        cfg = config_from_stores([p for p, _ in pairs], [w for _, w in pairs], mode or "soft", confidence)
     if zip_path and not root:
         raise click.UsageError("--zip needs --root (the split the submission is checked against)")
     if zip_path and videos:

@@ -8,7 +8,10 @@ import click
 @click.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="base fusion config TOML: the members (and the defaults of anything not swept)")
-@click.option("--member", "members", multiple=True, metavar="STORE", help="instead of --config: a member store (repeat)")
+@click.option("--member", "members", multiple=True, metavar="DIR",
+              help="instead of --config: a member (repeat): a logit store or a folder of label PNGs")
+@click.option("--confidence", type=float, default=None,
+              help="with --member: soft-voting confidence of PNG members, in (0.5, 1] (default 1 = one-hot)")
 @click.option("--root", required=True, type=click.Path(file_okay=False),
               help="dataset root with ground truth on every frame to score (e.g. a split carved from train)")
 @click.option("--split", "split_name", default=None, help="split list (name or file); default: all videos of the root")
@@ -33,7 +36,7 @@ import click
 @click.option("--jobs", type=int, default=1, show_default=True, help="videos evaluated in parallel (joblib)")
 @click.option("--max-settings", type=int, default=2000, show_default=True,
               help="refuse larger sweeps (the product of weights x modes x scales x biases grows fast)")
-def sweep(config_path, members, root, split_name, resolution, objects_from, videos, out, weights, modes, scales,
+def sweep(config_path, members, confidence, root, split_name, resolution, objects_from, videos, out, weights, modes, scales,
           biases, protocol, meta, jobs, max_settings):
     """Evaluate many fusion settings in one pass (each member frame decoded and upsampled once, every setting
     scored against the ground truth with the project's J&F evaluator) and rank them."""
@@ -46,11 +49,14 @@ def sweep(config_path, members, root, split_name, resolution, objects_from, vide
 
     if bool(config_path) == bool(members):
         raise click.UsageError("give either --config or one or more --member")
-    cfg = load_config(config_path) if config_path else config_from_stores(members)
+    if config_path and confidence is not None:
+        raise click.UsageError("--confidence goes with --member; in a config, set confidence = ... on the PNG member")
+    confidence = 1.0 if confidence is None else confidence
+    cfg = load_config(config_path) if config_path else config_from_stores(members, confidence=confidence)
     weight_vectors = [w for text in weights for w in parse_weights(text, len(cfg.members))] or None
     settings = make_settings(cfg, list(modes) or None, weight_vectors,
-                             parse_member_values(scales, cfg.names, "scale"),
-                             parse_member_values(biases, cfg.names, "bias"))
+                             parse_member_values(scales, cfg.names, "scale", skip=cfg.png_names),
+                             parse_member_values(biases, cfg.names, "bias", skip=cfg.png_names))
     if len(settings) > max_settings:
         raise FusionConfigError(f"{len(settings)} settings exceed --max-settings {max_settings}", None,
                                 "use a coarser grid or fewer scale/bias values, or raise --max-settings")
