@@ -27,7 +27,10 @@ Schema::
               `scales` (list of int) is the old name of image_size: still read, with a warning
     [fusion]  mode ("soft"|"majority"), best (str: a `masseg sweep` best.toml; its members are matched to this
               experiment's stores by store name, and their weights/scaling/mode win),
-              [fusion.members.<name>] weight (float >= 0), scale (float), bias (float)
+              [fusion.members.<name>] weight (float >= 0), scale (float), bias (float);
+              a table with png = "<folder>" instead names a PNG member (another tool's <video>/<frame>.png, see
+              ensemble/pngs.py; not a model, nothing is inferred for it): weight, confidence (in (0.5, 1]),
+              optional (bool)
     [sweep]   optional, needs ground truth on every frame: weights (list of "simplex:STEP" or "w1,w2,..." in
               store order), modes (list), scale / bias (lists of "STORE=VALUES", STORE may be *); the best
               setting found becomes the fusion of this run
@@ -73,6 +76,8 @@ _SWEEP = {"weights": (list, False, None, None), "modes": (list, False, None, Non
           "scale": (list, False, None, None), "bias": (list, False, None, None)}
 _FUSION_MEMBER = {"weight": ((int, float), False, 1.0, None), "scale": ((int, float), False, 1.0, None),
                   "bias": ((int, float), False, 0.0, None)}
+_FUSION_PNG = {"png": (str, True, None, None), "weight": ((int, float), False, 1.0, None),
+               "confidence": ((int, float), False, 1.0, None), "optional": (bool, False, False, None)}
 
 
 def _check_table(table: Any, schema: dict, where: str, problems: list[str]) -> dict:
@@ -167,6 +172,25 @@ def _resolve(base: Path, value: str) -> str:
     return str(alt) if alt.exists() else value
 
 
+def _png_member(name: str, table: dict, models: set, base: Path, check_files: bool, problems: list[str]) -> dict:
+    """``[fusion.members.<name>] png = ...``: another tool's label PNGs as a fusion member (ensemble.pngs)."""
+    from ensemble.pngs import check_confidence
+    where = f"fusion.members.{name}"
+    if name in models:
+        problems.append(f"{where}.png: {name!r} is a [[member]] (a model); give the PNG member its own name")
+    vals = _check_table(table, _FUSION_PNG, where, problems)
+    problem = check_confidence(vals["confidence"])
+    if problem:
+        problems.append(f"{where}.confidence: {problem}")
+    if vals.get("weight") is not None and vals["weight"] < 0:
+        problems.append(f"{where}.weight: must be >= 0")
+    if vals.get("png"):
+        vals["png"] = _resolve(base, vals["png"])
+        if check_files and not Path(vals["png"]).is_dir():
+            problems.append(f"{where}.png: folder {vals['png']!r} not found (a folder of <video>/<frame>.png)")
+    return vals
+
+
 def load_experiment(path: str | os.PathLike, overrides: dict | None = None, check_files: bool = True,
                     resolve_checkpoint=None) -> Experiment:
     """Parse and validate. ``resolve_checkpoint(name)`` may check that a checkpoint name or path is known."""
@@ -212,8 +236,12 @@ def load_experiment(path: str | os.PathLike, overrides: dict | None = None, chec
     fmembers = fusion.get("members") or {}
     resolved_fm = {}
     for name, table in fmembers.items():
+        if isinstance(table, dict) and "png" in table:     # a PNG member: fused, never inferred
+            resolved_fm[name] = _png_member(name, table, seen, base, check_files, problems)
+            continue
         if name not in seen:
-            problems.append(f"fusion.members.{name}: no member of that name (members: {', '.join(sorted(seen))})")
+            problems.append(f"fusion.members.{name}: no member of that name (members: {', '.join(sorted(seen))}; "
+                            "a PNG member needs png = \"<folder>\")")
         resolved_fm[name] = _check_table(table, _FUSION_MEMBER, f"fusion.members.{name}", problems)
         if resolved_fm[name].get("weight") is not None and resolved_fm[name]["weight"] < 0:
             problems.append(f"fusion.members.{name}.weight: must be >= 0")

@@ -146,6 +146,10 @@ def fusion_config(exp: Experiment, folder: RunFolder, best_path: str | Path | No
         for r in runs:
             members.append(MemberSpec(name=r.store_name, store=folder.store(r.store_name), weight=weight / len(runs),
                                       scale=scale, bias=bias, group=m.name, optional=m.optional))
+    for name, table in exp.fusion["members"].items():   # PNG members: other tools' labels, fused as they are
+        if table.get("png"):
+            members.append(MemberSpec(name=name, store=Path(table["png"]), weight=table["weight"],
+                                      optional=table["optional"], kind="png", confidence=table["confidence"]))
     best_path = best_path or exp.fusion.get("best")
     if not best_path:
         return FusionConfig(tuple(members), mode=exp.fusion["mode"])
@@ -155,8 +159,13 @@ def fusion_config(exp: Experiment, folder: RunFolder, best_path: str | Path | No
     if theirs != set(ours):
         raise MassegError(f"the sweep result's members {sorted(theirs)} are not this experiment's stores "
                           f"{sorted(ours)}", best_path, "sweep with the same members, input sizes and flips")
+    kinds = [b.name for b in best.members if b.kind != ours[b.name].kind]
+    if kinds:
+        raise MassegError(f"in the sweep result, member(s) {kinds} are not of the kind they are here (logit store "
+                          "or PNG member)", best_path, "sweep with the same members")
     return FusionConfig(tuple(MemberSpec(name=b.name, store=ours[b.name].store, weight=b.weight, scale=b.scale,
-                                         bias=b.bias, group=b.group or ours[b.name].group, optional=b.optional)
+                                         bias=b.bias, group=b.group or ours[b.name].group, optional=b.optional,
+                                         kind=b.kind, confidence=b.confidence)
                               for b in best.members), mode=best.mode)
 
 
@@ -166,8 +175,9 @@ def sweep_settings(exp: Experiment, base) -> list:
     from ensemble.grid import make_settings, parse_member_values, parse_weights
     sw = exp.sweep
     weights = [w for text in (sw["weights"] or []) for w in parse_weights(text, len(base.members))] or None
-    return make_settings(base, sw["modes"] or None, weights, parse_member_values(sw["scale"] or [], base.names,
-                         "scale"), parse_member_values(sw["bias"] or [], base.names, "bias"))
+    return make_settings(base, sw["modes"] or None, weights,
+                         parse_member_values(sw["scale"] or [], base.names, "scale", skip=base.png_names),
+                         parse_member_values(sw["bias"] or [], base.names, "bias", skip=base.png_names))
 
 
 def _sweep(exp: Experiment, folder: RunFolder, ds: VOSDataset, base, echo) -> Path:
