@@ -25,3 +25,20 @@ def shared_path(*parts: str) -> Path:
 @pytest.fixture
 def vos_clips() -> Path:
     return shared_path("vos-clips")
+
+
+GPU_SKIP_REASON = ("needs CUDA: torch.cuda.is_available() is False on this machine "
+                   "(run `make gpu-check` on a machine with an NVIDIA GPU)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` skip, with the reason, where there is no CUDA device."""
+    gpu_items = [item for item in items if item.get_closest_marker("gpu") is not None]
+    if not gpu_items:
+        return
+    import torch
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason=GPU_SKIP_REASON)
+    for item in gpu_items:
+        item.add_marker(skip)
