@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 CONFIG ?= configs/mose_masseg.toml
 
-.PHONY: install test bench demo submission clean
+.PHONY: install test bench gpu-check demo submission clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -26,6 +26,11 @@ bench:
 	# headless build the tests use, so it comes without its dependencies (the rest are ours already)
 	$(PIP) install -q scikit-image && $(PIP) install -q --no-deps vos-benchmark==0.1.0
 	$(BIN)/python -m pytest -q -s -p no:cacheprovider -o python_files="bench_*.py" tests/benchmarks
+
+gpu-check:
+	# on one CUDA GPU, < 8 min: the gpu-marked tests (bf16/AMP/compiled vs references) and FPS per member next to
+	# the published figures; without CUDA it says so and exits 0
+	$(BIN)/python -m tests.benchmarks.gpu_check
 
 demo:
 	$(BIN)/masseg demo
