@@ -263,6 +263,16 @@ def prepare_run(config: FusionConfig, run_dir: str | os.PathLike, overwrite: boo
     return path
 
 
+def png_fingerprints(config: FusionConfig, dataset: VOSDataset | None = None,
+                     videos: Sequence[str] | None = None) -> dict[str, dict[str, str]]:
+    """{PNG member: {video: digest}} of the files a fusion of ``config`` would read ({} without PNG members):
+    what ``masseg run`` compares with the run folder's record to know whether a finished fusion is still current."""
+    if not config.png_names:
+        return {}
+    stores = open_stores(config)
+    return check_members(config, plan_videos(config, dataset, videos, stores), stores, fingerprint=True)
+
+
 def default_jobs() -> int:
     return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8))
 

@@ -269,18 +269,22 @@ def fingerprints(members: dict, video: str) -> dict[str, str]:
     return {n: mv.fingerprint() for n, mv in members.items() if isinstance(mv, PngMemberVideo)}
 
 
+def recorded_fingerprints(run_dir: str | os.PathLike) -> dict:
+    """The PNG fingerprints a run folder was fused with ({} when none are recorded)."""
+    path = Path(run_dir) / FINGERPRINTS
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
 def check_fingerprints(run_dir: str | os.PathLike, current: dict[str, dict[str, str]], overwrite: bool) -> None:
     """Compare the PNG members' digests with those recorded in ``run_dir`` and record the current ones.
 
     ``current``: {member: {video: digest}}. A member's PNGs that changed for a video the run folder was already
     fused with would mix two versions of that member in one set of labels: refused unless ``overwrite``."""
     path = Path(run_dir) / FINGERPRINTS
-    old: dict = {}
-    if path.is_file():
-        try:
-            old = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            old = {}
+    old = recorded_fingerprints(run_dir)
     if not overwrite:
         for member, videos in current.items():
             for video, digest in videos.items():

@@ -292,12 +292,15 @@ def _run_locked(exp: Experiment, folder: RunFolder, ds: VOSDataset, fusion, conf
         folder.write_json("checkpoints.json", {
             "members": {r.store_name: {"checkpoint": r.member.checkpoint, "sha256": ckpts.get(r.store_name)}
                         for r in exp.member_runs()}})
+    from ensemble.fuse import png_fingerprints
+    from ensemble.pngs import recorded_fingerprints
+    pngs = png_fingerprints(fusion, ds)   # PNG members' files can change after a fusion: part of its identity
     if exp.sweep is not None:
         if not has_full_ground_truth(ds):
             raise MassegError("[sweep] needs ground truth on every frame of the split", ds.ann_root,
                               "sweep on a split carved from train (`masseg split`), or remove [sweep]")
         sweep_fp = _fingerprint([fusion.to_dict(relative_to=exp.out), exp.sweep, exp.data["protocol"],
-                                 ds.video_names])
+                                 ds.video_names] + ([pngs] if pngs else []))
         best = folder.root / "sweep" / "best.toml"
         if "sweep" in stages and not (folder.is_done("sweep", sweep_fp) and best.is_file()):
             best = timed("sweep", lambda: _sweep(exp, folder, ds, fusion, echo))
@@ -307,7 +310,7 @@ def _run_locked(exp: Experiment, folder: RunFolder, ds: VOSDataset, fusion, conf
         if best.is_file():
             fusion = fusion_config(exp, folder, best)
             summary["sweep_best"] = str(best)
-    fuse_fp = _fingerprint([fusion.to_dict(relative_to=exp.out), ds.video_names])
+    fuse_fp = _fingerprint([fusion.to_dict(relative_to=exp.out), ds.video_names] + ([pngs] if pngs else []))
     if "fuse" in stages:
         if folder.is_done("fuse", fuse_fp):
             echo("[fuse] complete, skipped")
@@ -318,6 +321,8 @@ def _run_locked(exp: Experiment, folder: RunFolder, ds: VOSDataset, fusion, conf
             previous = exp.out / CONFIG_NAME
             # labels of another fusion (e.g. before a new sweep) are redone; a killed fusion of this one resumes
             changed = previous.is_file() and load_config(previous).to_dict() != fusion.to_dict()
+            changed = changed or (bool(pngs) and any(recorded_fingerprints(exp.out).get(m, {}).get(v, d) != d
+                                                     for m, vs in pngs.items() for v, d in vs.items()))
             timed("fuse", lambda: fuse(fusion, exp.out, dataset=ds, echo=echo, overwrite=changed))
             folder.mark_done("fuse", fuse_fp)
     zip_path = Path(exp.run["zip"]) if exp.run["zip"] else folder.zip

@@ -77,6 +77,17 @@ def test_run_fuses_a_png_member_next_to_a_store(tmp_path):
     # majority: the PNG member (weight 2) outvotes the store (weight 1) everywhere
     for t in range(T):
         assert np.array_equal(read_labels(tmp_path / "run" / "labels" / "v" / f"{t:05d}.png"), gt[t])
+    # a rerun skips the finished fusion; once the tool's PNGs change, the fusion is redone from them
+    said = []
+    run_experiment(cfg, echo=said.append, stages=("fuse",))
+    assert "[fuse] complete, skipped" in said
+    new = np.zeros((H, W), np.uint8)
+    new[3:9, 4:12] = 2
+    write_labels(xmem / "v" / "00002.png", new, DAVIS_PALETTE)
+    said.clear()
+    run_experiment(cfg, echo=said.append, stages=("fuse",))
+    assert "[fuse] complete, skipped" not in said
+    assert np.array_equal(read_labels(tmp_path / "run" / "labels" / "v" / "00002.png"), new)
     import tomllib
     fused = tomllib.loads((tmp_path / "run" / "fusion.toml").read_text())
     png = [m for m in fused["members"] if m["name"] == "xmem"][0]
