@@ -1,4 +1,5 @@
-"""Ensemble: fuse member logit stores (SAM2, Cutie; scales, flips) into label maps, and sweep fusion settings.
+"""Ensemble: fuse member logit stores (SAM2, Cutie; scales, flips) and other tools' label PNGs into label maps,
+and sweep fusion settings.
 
 Public API:
 
@@ -8,6 +9,8 @@ Public API:
   (:func:`submission.build.submit_dataset_labels` then validates and zips it).
 * :mod:`ensemble.recipes`: each recipe kind's mapping (looked up by the :mod:`data.recipes` type) of native
   logits to video-resolution class maps.
+* :mod:`ensemble.pngs`: PNG members -- another tool's label maps (``<video>/<frame>.png``) as one-hot votes with
+  a soft-voting ``confidence``, checked like stores, fingerprinted for resume.
 * :mod:`ensemble.voting`: soft / majority voting, groups, :class:`~ensemble.voting.FrameFusion` (one frame,
   many settings).
 * :mod:`ensemble.grid`: settings to compare (simplex weight grids, scale/bias ranges);
