@@ -337,3 +337,17 @@ def test_sweep_with_a_png_member(small_members, tmp_path):
     alone = res.table[(res.table["w_drift"] == 1.0)]["score"]
     assert (alone < 1.0).all()
     assert isinstance(res.table, pd.DataFrame)
+
+
+def test_sweep_cli_with_a_png_member(small_members, tmp_path):
+    tmp, stores, root = small_members
+    out = tmp_path / "sweep"
+    rc = main(["sweep", "--member", str(stores["good"]), "--member", str(root / "Annotations"), "--confidence", "0.8",
+               "--root", str(root), "--out", str(out), "--weights", "simplex:0.5", "--scale", "*=1,2"])
+    assert rc == 0
+    table = pd.read_csv(out / "sweep_ranked.csv")
+    assert len(table) == 3 * 2 - 1          # 3 weight vectors x 2 scales of the store; (0, 1) ignores the scale
+    assert set(table["scale_Annotations"]) == {1.0}
+    best = load_config(out / "best.toml")
+    assert best.member("Annotations").is_png and best.member("Annotations").confidence == 0.8
+    assert best.member("Annotations").weight > 0
