@@ -147,8 +147,10 @@ def frame_fusion(frames: dict[str, MemberFrame], hw: tuple[int, int]) -> tuple[F
     return FrameFusion(maps, len(ids) + 1, hw), ids
 
 
-def open_members(config: FusionConfig, job: VideoJob, stores: dict | None = None
+def open_members(config: FusionConfig, job: VideoJob, stores: dict | None = None, checked: bool = False
                  ) -> dict[str, "MemberVideo | PngMemberVideo"]:
+    """Every active member's view of ``job``'s video (``checked``: :func:`check_members` already read the PNG
+    headers of this plan, so they are not read again)."""
     members = {}
     try:
         for m in config.active():
@@ -159,7 +161,8 @@ def open_members(config: FusionConfig, job: VideoJob, stores: dict | None = None
         for m in config.active():
             if m.is_png:
                 members[m.name] = PngMemberVideo(m, job.name, job.frame_names, job.video_hw,
-                                                 stores.get(m.name) if stores else None, ids)
+                                                 stores.get(m.name) if stores else None, ids,
+                                                 check_headers=not checked)
     except BaseException:
         for mv in members.values():
             mv.close()
@@ -219,7 +222,7 @@ def _fuse_video(config: FusionConfig, job: VideoJob, labels_dir, resume: bool) -
     if not todo:
         result.seconds = time.perf_counter() - start
         return result
-    members = open_members(config, job)
+    members = open_members(config, job, checked=True)   # fuse() checked the plan; frames are checked on decode
     groups = groups_of(config)
     try:
         result.members_used = [n for n, mv in members.items() if mv.available]

@@ -70,7 +70,7 @@ def _sweep_video(config, settings, job, dataset, protocols, mose_ids) -> VideoSw
     books = [VideoRows(job.video_hw, protocols, davis_ids, mose_ids, 1, len(gt_frames) - 1) for _ in range(S)]
     scorer = FrameScorer(job.video_hw, davis_f=("davis" in protocols or "vos-benchmark" in protocols),
                          mose_f=("mosev2" in protocols))
-    members = open_members(config, job)
+    members = open_members(config, job, checked=True)   # sweep() checked the plan
     unique = 0
 
     def where(t, s):
