@@ -202,7 +202,10 @@ def config_from_stores(stores: Iterable[str | os.PathLike], weights: Iterable[fl
                                 "give one weight per member, in member order")
     members = []
     for s, w in zip(stores, weights):
-        if is_store(s) or not s.is_dir():   # a missing folder: the store's own "not found" message says more
+        if not s.is_dir():
+            raise FusionConfigError("member folder not found", s,
+                                    "pass a logit store (masseg infer --out) or a folder of <video>/<frame>.png")
+        if is_store(s):
             members.append({"store": str(s), "weight": float(w)})
         else:
             members.append({"png": str(s), "weight": float(w), "confidence": confidence})

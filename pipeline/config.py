@@ -32,7 +32,7 @@ Schema::
               ensemble/pngs.py; not a model, nothing is inferred for it): weight, confidence (in (0.5, 1]),
               optional (bool)
     [sweep]   optional, needs ground truth on every frame: weights (list of "simplex:STEP" or "w1,w2,..." in
-              store order), modes (list), scale / bias (lists of "STORE=VALUES", STORE may be *); the best
+              store order, PNG members last in their [fusion.members] order), modes (list), scale / bias (lists of "STORE=VALUES", STORE may be *); the best
               setting found becomes the fusion of this run
 """
 from __future__ import annotations

@@ -41,6 +41,7 @@ DEFAULT_BUDGET_S = 450          # the whole check, tests included: < 8 minutes w
 TEST_SHARE_S = 270              # at most this much of it for the gpu-marked tests
 MIN_MEMBER_S = {"eager": 25, "compiled": 90, "cutie": 25}   # don't start a member with less left than this
 PREFIX = "GPUCHECK "
+GPU_TEST_PATHS = ("tests/gpu", "tests/models")   # where gpu-marked tests live (models/*: e.g. SAM2Long's)
 
 
 @dataclass(frozen=True)
@@ -199,7 +200,8 @@ def measure(member: Member, frames: int, device: str = "cuda", image_size: int |
 # ---- the whole check ---------------------------------------------------------------------------------------------
 def run_tests(timeout: float) -> tuple[bool, str]:
     """Every gpu-marked test (-s so their measured agreement numbers are printed)."""
-    cmd = [sys.executable, "-m", "pytest", "-q", "-s", "-rA", "-p", "no:cacheprovider", "-m", "gpu", "tests"]
+    cmd = [sys.executable, "-m", "pytest", "-q", "-s", "-rA", "-p", "no:cacheprovider", "-m", "gpu",
+           *GPU_TEST_PATHS]
     try:
         p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:

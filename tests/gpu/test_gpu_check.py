@@ -52,3 +52,17 @@ def test_one_member_measured_on_cpu(capsys):
     assert gc.main(["--one", "sam2.1_t", "--frames", "2", "--device", "cpu", "--image-size", "128"]) == 0
     got = gc.parse_child(capsys.readouterr().out)
     assert got["member"] == "sam2.1_t" and got["frames"] == 2 and got["fps"] > 0 and got["peak_gib"] is None
+
+
+def test_every_gpu_test_is_under_the_checked_paths():
+    """gpu-check runs `pytest -m gpu` on GPU_TEST_PATHS only (collecting the whole suite costs budget): a gpu test
+    elsewhere would silently never run."""
+    import re
+    from pathlib import Path
+    root = gc.REPO / "tests"
+    outside = [p for p in root.rglob("test_*.py")
+               if re.search(r"pytest\.mark\.gpu|mark\.gpu\b", p.read_text(errors="ignore"))
+               and not any(p.is_relative_to(gc.REPO / q) for q in gc.GPU_TEST_PATHS)]
+    assert not outside, f"gpu-marked tests outside {gc.GPU_TEST_PATHS}: {outside}"
+    assert any(True for _ in (gc.REPO / "tests" / "gpu").glob("test_gpu_*.py"))
+    assert Path(gc.__file__).name == "gpu_check.py"
