@@ -114,3 +114,28 @@ def test_png_member_may_not_reuse_a_model_name(tmp_path):
                    .replace("[fusion.members.xmem]", "[fusion.members.sam2t]"))
     with pytest.raises(ConfigError, match="is a \\[\\[member\\]\\] \\(a model\\)"):
         load_experiment(cfg)
+
+
+def test_a_sweep_result_keeps_the_png_member_a_png_member(tmp_path):
+    """[fusion] best (a sweep's best.toml) is matched by name; the PNG member stays a PNG member, with the
+    sweep's weight and its confidence."""
+    from ensemble.config import FusionConfig
+    from pipeline.run import RunFolder, fusion_config
+    material = _material(tmp_path)
+    cfg = _config(tmp_path, 'png = "{xmem}"\nconfidence = 0.7', material)
+    exp = load_experiment(cfg)
+    folder = RunFolder(tmp_path / "run")
+    base = fusion_config(exp, folder)
+    assert [m.kind for m in base.members] == ["store", "png"]
+    best = tmp_path / "best.toml"
+    base.with_settings(mode="soft", weights={"sam2t-s128": 0.25, "xmem": 0.75}).save(best)
+    tuned = fusion_config(exp, folder, best)
+    png = tuned.member("xmem")
+    assert png.is_png and png.confidence == 0.7 and png.weight == 0.75 and tuned.mode == "soft"
+    assert png.store.resolve() == material[1].resolve()
+    # a best.toml in which that name is a store is refused
+    FusionConfig.from_dict({"members": [{"store": str(tmp_path / "a"), "name": "sam2t-s128"},
+                                        {"store": str(tmp_path / "b"), "name": "xmem"}]}).save(best)
+    from data.errors import MassegError
+    with pytest.raises(MassegError, match="not of the kind"):
+        fusion_config(exp, folder, best)
