@@ -104,7 +104,7 @@ class Result:
 
 def format_table(results: list[Result], gpu: str = "") -> str:
     """Markdown table: member, settings, published FPS, measured FPS, measured / published, note."""
-    lines = [f"Frames per second per member{f' on {gpu}' if gpu else ''} (published: A100 figures, see sources)", "",
+    lines = [f"Frames per second per member{f' on {gpu}' if gpu else ''} (published figures: see sources)", "",
              "| member | settings | published FPS | measured FPS | measured / published | note |",
              "|---|---|---:|---:|---:|---|"]
     for r in results:
