@@ -351,3 +351,23 @@ def test_sweep_cli_with_a_png_member(small_members, tmp_path):
     best = load_config(out / "best.toml")
     assert best.member("Annotations").is_png and best.member("Annotations").confidence == 0.8
     assert best.member("Annotations").weight > 0
+
+
+def test_grayscale_and_low_bit_palette_pngs_are_read_and_16_bit_refused(tmp_path, capsys):
+    """Tools write 8-bit grayscale (L) or 1/2/4-bit palette PNGs too: both hold ids and are read; 16-bit is refused."""
+    labels = _random_labels(14)
+    folder = tmp_path / "tool"
+    (folder / "v").mkdir(parents=True)
+    Image.fromarray(labels[0]).save(folder / "v" / "00000.png")          # uint8 -> mode L
+    for t in (1, 2):
+        im = Image.frombytes("P", (W, H), labels[t].tobytes())
+        im.putpalette(DAVIS_PALETTE[:48])
+        im.save(folder / "v" / f"{t:05d}.png", bits=4)
+    with open(folder / "v" / "00001.png", "rb") as fh:
+        assert fh.read(25)[24] == 4, "PIL wrote a 4-bit palette PNG"
+    fuse(FusionConfig.from_dict({"members": [{"png": str(folder)}]}), tmp_path / "run")
+    assert all(np.array_equal(g, w) for g, w in zip(_fused(tmp_path / "run"), labels))
+    Image.fromarray(labels[0].astype(np.uint16) * 1000).save(folder / "v" / "00000.png")   # 16-bit grey
+    assert main(["fuse", "--member", str(folder), "--out", str(tmp_path / "run2")]) == 2
+    err = capsys.readouterr().err
+    assert "PNG is 16-bit" in err and "00000.png" in err
