@@ -87,7 +87,7 @@ def _score_name(result: SweepResult) -> str:
     return f"{result.protocol} {HEADLINE.get(result.protocol, 'score')}"
 
 
-def plot_heatmap(result: SweepResult, path: Path) -> bool:
+def plot_heatmap(result: SweepResult, path: Path):
     """Heat map of the ranking metric (each cell: the best over the other swept settings), one panel per mode,
     one colour scale shared by the panels so that equal colours mean equal scores."""
     axes = heatmap_axes(result)
@@ -126,10 +126,10 @@ def plot_heatmap(result: SweepResult, path: Path) -> bool:
                         color="black" if v > mid else "white")
     fig.colorbar(ims[-1], ax=fig.axes, shrink=0.85, label=f"{_score_name(result)} (%)")
     _save(fig, path)
-    return True
+    return fig
 
 
-def plot_lines(result: SweepResult, path: Path) -> bool:
+def plot_lines(result: SweepResult, path: Path):
     """Two members: the score against the weight share of member 1, one line per mode (each point the best over
     the other swept settings), the best setting marked."""
     names = result.config.names
@@ -161,10 +161,10 @@ def plot_lines(result: SweepResult, path: Path) -> bool:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=9)
     _save(fig, path)
-    return True
+    return fig
 
 
-def plot_scores(result: SweepResult, path: Path) -> None:
+def plot_scores(result: SweepResult, path: Path):
     """The ranking metric of every setting by rank (1 = best), coloured by mode; single-member settings marked."""
     t = result.table
     fig = _figure(max(6.4, 0.12 * len(t) + 2), 4.2)
@@ -187,6 +187,7 @@ def plot_scores(result: SweepResult, path: Path) -> None:
                  fontsize=10)
     ax.legend(fontsize=9)
     _save(fig, path)
+    return fig
 
 
 def write_report(result: SweepResult, out_dir, extra: dict | None = None) -> dict[str, Path]:

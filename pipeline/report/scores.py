@@ -159,9 +159,17 @@ def per_video_table(scores: dict[str, Scores], metric: int = 0) -> pd.DataFrame:
     return t
 
 
-def table_text(table: pd.DataFrame, label: str, worst_first: bool = False) -> str:
-    """A Markdown table of ``per_video_table`` in percent (two decimals), a global row last."""
+def table_text(table: pd.DataFrame, label: str, totals: dict[str, float] | None = None,
+               worst_first: bool = False) -> str:
+    """A Markdown table of ``per_video_table`` in percent (two decimals); ``totals`` (each system's global score)
+    makes a last row "all videos"."""
     t = table.sort_values(FUSION) if worst_first else table
+    if totals:
+        row = {"video": "**all videos**", **totals}
+        members = [n for n in totals if n != FUSION]
+        if "gain" in t.columns and members:
+            row["gain"] = totals[FUSION] - max(totals[n] for n in members)
+        t = pd.concat([t, pd.DataFrame([row])], ignore_index=True)
     cols = [c for c in t.columns if c != "video"]
     head = "| video | " + " | ".join(f"{c} {label} (%)" if c != "gain" else "fusion gain (points)" for c in cols) \
         + " |"
