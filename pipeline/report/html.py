@@ -188,6 +188,7 @@ def video_section(ctx: RunContext, video, scores, label_dirs: dict[str, Path], o
     assets = out / ASSETS / video.name
     rel = f"{ASSETS}/{video.name}"
     parts = [f'<section class="video" id="v-{esc(video.name)}"><h3>{esc(video.name)}</h3>']
+    curves = {}
     if scores is not None:
         s = scores[FUSION].per_video.set_index("video")
         label, col = METRICS[ctx.protocol][0]
@@ -196,7 +197,6 @@ def video_section(ctx: RunContext, video, scores, label_dirs: dict[str, Path], o
         for n in members:
             line.append(f"{esc(n)} {pct(scores[n].per_video.set_index('video').loc[video.name, col])}%")
         parts.append('<p class="scoreline">' + " · ".join(line) + "</p>")
-        curves = {}
         jcol = FRAME_J[ctx.protocol]
         for n, sc in scores.items():
             pf = sc.per_frame[sc.per_frame["video"] == video.name]
@@ -204,11 +204,21 @@ def video_section(ctx: RunContext, video, scores, label_dirs: dict[str, Path], o
                 g = g.dropna(subset=[jcol])
                 if len(g):
                     curves.setdefault(int(o), {})[n] = (g["frame"].to_numpy(), g[jcol].to_numpy())
-        if curves:
-            atomic_write_bytes(assets / "j_curves.png", plots.j_curves(video.name, curves, FUSION))
-            parts.append(f'<img class="plot" src="{rel}/j_curves.png" alt="J per frame of {esc(video.name)}">')
+    row = []
+    if scores is not None and curves:
+        atomic_write_bytes(assets / "j_curves.png", plots.j_curves(video.name, curves, FUSION))
+        row.append(f'<img class="plot" src="{rel}/j_curves.png" alt="J per frame of {esc(video.name)}">')
     members = {n: d for n, d in label_dirs.items() if n != FUSION}
     heat, per_frame = disagreement(members, video, video.frame_names) if len(members) >= 2 else (None, {})
+    if heat is not None:
+        atomic_write_bytes(assets / "disagreement.png",
+                           plots.disagreement_map(video.name, video.frame(0), heat, list(members)))
+        mean = 100 * float(np.mean(list(per_frame.values()))) if per_frame else 0.0
+        row.append(f'<figure class="heat"><img class="plot heat" src="{rel}/disagreement.png" '
+                   f'alt="member disagreement of {esc(video.name)}"><figcaption>Member disagreement: the members\' '
+                   f"labels differ on {mean:.2f}% of the pixels on average</figcaption></figure>")
+    if row:
+        parts.append('<div class="plots">' + "".join(row) + "</div>")
     frames = _worst_frames(ctx, scores, video, per_frame, worst)
     index = {n: i for i, n in enumerate(video.frame_names)}
     strips = []
@@ -233,13 +243,6 @@ def video_section(ctx: RunContext, video, scores, label_dirs: dict[str, Path], o
                       f'<div class="strip">{figs}</div>')
     parts.append('<h4>Worst frames</h4>' if scores is not None or per_frame else '<h4>Frames</h4>')
     parts += strips
-    if heat is not None:
-        atomic_write_bytes(assets / "disagreement.png",
-                           plots.disagreement_map(video.name, video.frame(0), heat, list(members)))
-        mean = 100 * float(np.mean(list(per_frame.values()))) if per_frame else 0.0
-        parts.append(f"<h4>Member disagreement</h4><p>the members' labels differ on {mean:.2f}% of the pixels "
-                     f'on average</p><img class="plot heat" src="{rel}/disagreement.png" '
-                     f'alt="member disagreement of {esc(video.name)}">')
     parts.append("</section>")
     return "\n".join(parts)
 
@@ -324,12 +327,14 @@ def sweep_section(run: Path, out: Path) -> str:
     parts = [f"<h2 id='sweep'>Sweep</h2><p>{len(t)} fusion settings ranked by {esc(info.get('protocol', ''))}; "
              f"the top {len(show)} (the best became this run's fusion).</p>",
              sortable_table(show, {"rank": "int", "score (%)": "score"}, "sweep")]
-    for name in ("sweep_heatmap.png", "sweep_lines.png", "sweep_scores.png"):
+    imgs = []
+    for name in ("sweep_lines.png", "sweep_heatmap.png", "sweep_scores.png"):
         if (folder / name).is_file():
             dest = out / ASSETS / "sweep" / name
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(folder / name, dest)
-            parts.append(f'<img class="plot" src="{ASSETS}/sweep/{name}" alt="{name}">')
+            imgs.append(f'<img class="plot" src="{ASSETS}/sweep/{name}" alt="{name}">')
+    parts.append('<div class="plots">' + "".join(imgs) + "</div>")
     return "\n".join(parts)
 
 
@@ -354,6 +359,8 @@ img.heat{max-width:520px}.strip{display:flex;flex-wrap:wrap;gap:8px;margin-botto
 .strip img{display:block;max-width:288px}figcaption{font-size:12px;color:#334;padding-top:3px;text-align:center}
 .strip-head{font-weight:600;margin:8px 0 4px;color:#334}pre{background:#fff;padding:10px;overflow-x:auto;
 border:1px solid #e6e9ef}details{margin:8px 0}summary{cursor:pointer;font-weight:600}
+figure.heat{margin:0}figure.heat figcaption{text-align:left;max-width:520px}
+.plots{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}.plots img.plot{max-width:680px}
 .note{background:#fff7dd;border-left:4px solid #e0b400;padding:8px 12px}
 """
 

@@ -47,7 +47,7 @@ def j_curves(video: str, curves: dict[int, dict[str, tuple[np.ndarray, np.ndarra
         ax.tick_params(labelsize=8)
         if k == 0:
             ax.set_title(f"{video}: {label} per frame and object (%)", fontsize=10)
-            ax.legend(fontsize=8, ncol=min(4, len(members) + 1), loc="lower left")
+            ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
         if k == len(objs) - 1:
             ax.set_xlabel("frame", fontsize=9)
     return png_bytes(fig)
