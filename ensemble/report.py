@@ -219,7 +219,7 @@ def write_report(result: SweepResult, out_dir, extra: dict | None = None) -> dic
     paths["sweep_scores.png"] = out / "sweep_scores.png"
     best = t.iloc[0]
     result.best_config().save(out / "best.toml", comment=f"best of {len(t)} settings by {result.protocol}: "
-                                                         f"score {best['score']:.6f} ({best['label']})")
+                                                         f"score {100 * best['score']:.2f}% ({best['label']})")
     paths["best.toml"] = out / "best.toml"
     info = {"protocol": result.protocol, "settings": len(t), "members": result.config.names,
             "units": {"score": "fraction in [0, 1]", "seconds": "s"},

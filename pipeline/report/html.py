@@ -193,7 +193,7 @@ def video_section(ctx: RunContext, video, scores, label_dirs: dict[str, Path], o
         s = scores[FUSION].per_video.set_index("video")
         label, col = METRICS[ctx.protocol][0]
         members = [n for n in scores if n != FUSION]
-        line = [f"fusion {label} <b>{pct(s.loc[video.name, col])}%</b>"]
+        line = [f"fusion {esc(label)} <b>{pct(s.loc[video.name, col])}%</b>"]
         for n in members:
             line.append(f"{esc(n)} {pct(scores[n].per_video.set_index('video').loc[video.name, col])}%")
         parts.append('<p class="scoreline">' + " · ".join(line) + "</p>")
@@ -304,7 +304,7 @@ def scores_section(scores: dict[str, Scores]) -> str:
     if best_member is not None:
         d = scores[FUSION].headline - best_member
         cls = "gain-pos" if d > 0 else ("gain-neg" if d < 0 else "gain-zero")
-        gain = (f'<p class="gain {cls}">fusion {head} {pct(scores[FUSION].headline)}%: '
+        gain = (f'<p class="gain {cls}">fusion {esc(head)} {pct(scores[FUSION].headline)}%: '
                 f"{100 * d:+.2f} points over the best member</p>")
     pv, pv_kinds = _system_table(scores, "per_video", ["video"])
     po, po_kinds = _system_table(scores, "per_object", ["video", "obj"])

@@ -90,6 +90,17 @@ def test_report_of_a_test_split_shows_agreement_only(small_run, tmp_path):
     assert any(s.endswith("disagreement.png") for s in srcs)
 
 
+def test_report_mosev2_shows_j_and_fdot(small_run, tmp_path):
+    cfg, run, root, lines = small_run
+    index = build_report(run, tmp_path / "rep", protocol="mosev2", max_videos=1, worst_frames=1)
+    html = index.read_text()
+    for name in ("fusion J&amp;Ḟ (%)", "sam2a J&amp;Ḟ (%)", "fusion J&amp;F (%)", "fusion Ḟ (%)", "mosev2 protocol"):
+        assert name in html, name
+    ev = json.loads((run / "members" / "fusion" / "eval" / "global.json").read_text())["scores"]["mosev2"]
+    assert f"fusion J&amp;Ḟ {100 * ev['J&Fdot']:.2f}%" in html
+    assert "the 1 worst of 2" in html and len([s for s in _imgs(html) if s.endswith(".jpg")]) == 4
+
+
 def _masseg(*args):
     return subprocess.run([sys.executable, "-m", "pipeline.cli", *map(str, args)], cwd=REPO, capture_output=True,
                           text=True)
