@@ -28,6 +28,7 @@ from . import plots
 from .scores import FRAME_J, FUSION, GLOBAL_KEYS, METRICS, Scores, member_labels, member_scores, pct
 
 REPORT_DIR = "report"
+MAX_AGREEMENT_FRAMES = 200
 ASSETS = "assets"
 
 
@@ -209,7 +210,10 @@ def video_section(ctx: RunContext, video, scores, label_dirs: dict[str, Path], o
         atomic_write_bytes(assets / "j_curves.png", plots.j_curves(video.name, curves, FUSION))
         row.append(f'<img class="plot" src="{rel}/j_curves.png" alt="J per frame of {esc(video.name)}">')
     members = {n: d for n, d in label_dirs.items() if n != FUSION}
-    heat, per_frame = disagreement(members, video, video.frame_names) if len(members) >= 2 else (None, {})
+    names = video.frame_names
+    if len(names) > MAX_AGREEMENT_FRAMES:   # long videos: an even sample of frames is enough for the map
+        names = [names[int(i)] for i in np.linspace(0, len(names) - 1, MAX_AGREEMENT_FRAMES)]
+    heat, per_frame = disagreement(members, video, names) if len(members) >= 2 else (None, {})
     if heat is not None:
         atomic_write_bytes(assets / "disagreement.png",
                            plots.disagreement_map(video.name, video.frame(0), heat, list(members)))
@@ -223,10 +227,11 @@ def video_section(ctx: RunContext, video, scores, label_dirs: dict[str, Path], o
     index = {n: i for i, n in enumerate(video.frame_names)}
     strips = []
     for f, why in frames:
-        img = video.frame(index[f])
+        full = video.frame(index[f])
         tiles = []
         gt = video.annotation(f) if f in set(video.annotation_names) else None
-        first = blend(img, gt) if gt is not None else img
+        img, small_gt = plots.shrink(full, gt)
+        first = blend(img, small_gt) if gt is not None else img
         atomic_write_bytes(assets / f"{f}_gt.jpg", plots.tile(first))
         tiles.append((f"{f}_gt.jpg", "frame + ground truth" if gt is not None else "frame"))
         for n, d in label_dirs.items():
@@ -235,7 +240,7 @@ def video_section(ctx: RunContext, video, scores, label_dirs: dict[str, Path], o
                 continue
             j = _frame_j(scores, n, video.name, f, ctx.protocol) if scores is not None else None
             safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in n)
-            atomic_write_bytes(assets / f"{f}_{safe}.jpg", plots.tile(blend(img, lab)))
+            atomic_write_bytes(assets / f"{f}_{safe}.jpg", plots.tile(blend(img, plots.shrink(full, lab)[1])))
             tiles.append((f"{f}_{safe}.jpg", n + (f" · J {pct(j)}%" if j is not None else "")))
         figs = "".join(f'<figure><img src="{rel}/{esc(t)}" alt="{esc(c)}"><figcaption>{esc(c)}</figcaption>'
                        f"</figure>" for t, c in tiles)

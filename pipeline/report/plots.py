@@ -56,6 +56,10 @@ def j_curves(video: str, curves: dict[int, dict[str, tuple[np.ndarray, np.ndarra
 def disagreement_map(video: str, background: np.ndarray, heat: np.ndarray, members: list[str]) -> bytes:
     """Share of frames (%) where the members' labels differ, per pixel, over the video's first frame in grey."""
     h, w = heat.shape
+    if w > 480:   # the figure is ~5 inches at 100 dpi: more pixels only cost drawing time
+        size = (480, max(1, round(h * 480 / w)))
+        heat = np.asarray(Image.fromarray(heat.astype(np.float32)).resize(size, Image.BILINEAR))
+        background = np.asarray(Image.fromarray(background).resize(size, Image.BILINEAR))
     fig = figure(5.2, 0.9 + 4.2 * h / max(w, 1))
     ax = fig.add_subplot(1, 1, 1)
     grey = np.asarray(Image.fromarray(background).convert("L"), np.float32) / 255.0
@@ -68,6 +72,16 @@ def disagreement_map(video: str, background: np.ndarray, heat: np.ndarray, membe
     cb.ax.tick_params(labelsize=8)
     cb.set_label("% of frames", fontsize=8)
     return png_bytes(fig)
+
+
+def shrink(image: np.ndarray, labels: np.ndarray | None, width: int = TILE_WIDTH):
+    """Frame (bilinear) and label map (nearest) at ``width`` pixels wide: overlays are blended at the size they
+    are shown, which keeps outlines one pixel thin and costs a fraction of a full-resolution blend."""
+    h, w = image.shape[:2]
+    size = (width, max(1, round(h * width / w)))
+    img = np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR if w > width else Image.NEAREST))
+    lab = None if labels is None else np.asarray(Image.fromarray(labels).resize(size, Image.NEAREST))
+    return img, lab
 
 
 def tile(rgb: np.ndarray, width: int = TILE_WIDTH) -> bytes:

@@ -5,14 +5,11 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 
 from pipeline.report.html import build_report
-from tests.conftest import REPO
 
 
 def _imgs(html: str) -> list[str]:
@@ -101,19 +98,24 @@ def test_report_mosev2_shows_j_and_fdot(small_run, tmp_path):
     assert "the 1 worst of 2" in html and len([s for s in _imgs(html) if s.endswith(".jpg")]) == 4
 
 
-def _masseg(*args):
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *map(str, args)], cwd=REPO, capture_output=True,
-                          text=True)
-
-
-def test_report_bad_input(small_run, tmp_path):
+def test_report_bad_input(small_run, tmp_path, capsys):
+    from pipeline.cli import main
     cfg, run, root, lines = small_run
-    p = _masseg("report", tmp_path / "nope")
-    assert p.returncode == 2 and "run folder not found" in p.stderr and "Traceback" not in p.stderr
+
+    def fails(*args) -> str:
+        assert main(["report", *map(str, args)]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+        return err
+
+    assert "run folder not found" in fails(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
-    p = _masseg("report", tmp_path / "empty")
-    assert p.returncode == 2 and "not a fused run folder" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    assert "not a fused run folder" in fails(tmp_path / "empty")
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    p = _masseg("report", run, "--out", blocker / "rep")
-    assert p.returncode == 2 and "is a file, not a folder" in p.stderr and "Traceback" not in p.stderr
+    assert "is a file, not a folder" in fails(run, "--out", blocker / "rep")
+    # a `masseg fuse` folder says nothing about its dataset: --root is asked for
+    fused = tmp_path / "fused"
+    shutil.copytree(run / "labels", fused / "labels")
+    shutil.copy(run / "fusion.toml", fused / "fusion.toml")
+    assert "pass --root" in fails(fused)
