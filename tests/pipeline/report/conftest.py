@@ -1,5 +1,6 @@
 """A small real run for the report tests: two SAM2 members (deterministic tiny weights, 128 px, the second
-with MASSeg mask scaling) on a generated dataset, every stage of `masseg run` including a sweep and the report (seconds on CPU)."""
+with MASSeg mask scaling) on a generated dataset, every stage of `masseg run` including a sweep and the report
+(about 12 s of CPU)."""
 from __future__ import annotations
 
 import subprocess

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from pathlib import Path
 
 import pandas as pd
 
@@ -91,7 +90,8 @@ def test_report_mosev2_shows_j_and_fdot(small_run, tmp_path):
     cfg, run, root, lines = small_run
     index = build_report(run, tmp_path / "rep", protocol="mosev2", max_videos=1, worst_frames=1)
     html = index.read_text()
-    for name in ("fusion J&amp;Ḟ (%)", "sam2a J&amp;Ḟ (%)", "fusion J&amp;F (%)", "fusion Ḟ (%)", "mosev2 protocol"):
+    for name in ("fusion J&amp;Ḟ (%)", "sam2a J&amp;Ḟ (%)", "fusion J&amp;F (%)", "fusion Ḟ (%)",
+                 "mosev2 protocol"):
         assert name in html, name
     ev = json.loads((run / "members" / "fusion" / "eval" / "global.json").read_text())["scores"]["mosev2"]
     assert f"fusion J&amp;Ḟ {100 * ev['J&Fdot']:.2f}%" in html
