@@ -25,13 +25,13 @@ name = "sam2a"
 model = "sam2"
 variant = "sam2.1_hiera_t"
 checkpoint = "{sam2}"
-scales = [128]
+image_size = [128]
 [[member]]
 name = "sam2b"
 model = "sam2"
 variant = "sam2.1_hiera_t"
 checkpoint = "{sam2}"
-scales = [128]
+image_size = [128]
 mem_scale = 15.0
 mem_bias = -7.0
 [fusion]
