@@ -17,6 +17,12 @@ install: $(BIN)/python
 	# sam2 1.1.0 is an sdist whose build needs torch: build it against the torch above, without CUDA ops
 	SAM2_BUILD_CUDA=0 $(PIP) install -q --no-build-isolation sam2==1.1.0
 	$(PIP) install -q -e ".[test,ray]"
+	# headless Chromium for the report's browser test (Debian's chromium-headless-shell, ~200 MB): installed with apt
+	# when missing and we are root (CI); elsewhere that one test skips and says why
+	@if command -v chromium-headless-shell >/dev/null 2>&1 || [ -n "$$MASSEG_CHROMIUM" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium-headless-shell; \
+	else echo "note: chromium-headless-shell not installed (needs root and apt): the report's browser test will skip"; fi
 
 test:
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
@@ -33,7 +39,9 @@ gpu-check:
 	$(BIN)/python -m tests.benchmarks.gpu_check
 
 demo:
+	# ends with the HTML report of the demo run: runs/demo/report/index.html (runs/ is never committed)
 	$(BIN)/masseg demo
+	@test -f runs/demo/report/index.html && echo "report: runs/demo/report/index.html"
 
 submission:
 	$(BIN)/masseg run $(CONFIG)

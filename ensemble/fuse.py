@@ -282,9 +282,11 @@ def default_jobs() -> int:
 
 def fuse(config: FusionConfig, run_dir: str | os.PathLike, dataset: VOSDataset | None = None,
          videos: Sequence[str] | None = None, jobs: int = 1, overwrite: bool = False,
-         echo: Callable[[str], None] | None = None) -> list[VideoResult]:
+         echo: Callable[[str], None] | None = None, progress_desc: str = "fuse") -> list[VideoResult]:
     """Fuse ``videos`` (default: the dataset split, else every video of the required members) into
-    ``run_dir/labels``. Everything is checked before the first frame is written."""
+    ``run_dir/labels``. Everything is checked before the first frame is written. A progress bar (per video)
+    goes to stderr (``data.progress``)."""
+    from data.progress import progress
     from submission.writer import LABELS_SUBDIR
     stores = open_stores(config)
     plan = plan_videos(config, dataset, videos, stores)
@@ -294,18 +296,17 @@ def fuse(config: FusionConfig, run_dir: str | os.PathLike, dataset: VOSDataset |
     labels_dir = Path(run_dir) / LABELS_SUBDIR
     resume = not overwrite
     jobs = max(1, min(int(jobs), len(plan)))
-    if jobs == 1:
-        results = []
-        for job in plan:
-            r = fuse_video(config, job, labels_dir, resume)
+    results = []
+    with progress(desc=progress_desc, total=len(plan), unit="video") as bar:
+        if jobs == 1:
+            done = (fuse_video(config, job, labels_dir, resume) for job in plan)
+        else:
+            from joblib import Parallel, delayed
+            done = Parallel(n_jobs=jobs, backend="loky", return_as="generator")(
+                delayed(fuse_video)(config, job, labels_dir, resume) for job in plan)
+        for r in done:
             results.append(r)
+            bar.update()
             if echo:
                 echo(r.line())
-        return results
-    from joblib import Parallel, delayed
-    results = Parallel(n_jobs=jobs, backend="loky")(
-        delayed(fuse_video)(config, job, labels_dir, resume) for job in plan)
-    if echo:
-        for r in results:
-            echo(r.line())
-    return list(results)
+    return results

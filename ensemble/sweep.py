@@ -182,13 +182,19 @@ def sweep(config: FusionConfig, settings: Sequence[Setting], dataset: VOSDataset
     for job in plan:
         mose_ids_of(job.name)
     jobs = max(1, min(int(jobs), len(plan)))
-    if jobs == 1:
-        done = [sweep_video(union, settings, job, dataset, protocols, mose_ids_of(job.name)) for job in plan]
-    else:
-        from joblib import Parallel, delayed
-        done = Parallel(n_jobs=jobs, backend="loky")(
-            delayed(sweep_video)(union, settings, job, dataset, protocols, mose_ids_of(job.name))
-            for job in plan)
+    from data.progress import progress
+    with progress(desc="sweep", total=len(plan), unit="video") as bar:
+        if jobs == 1:
+            gen = (sweep_video(union, settings, job, dataset, protocols, mose_ids_of(job.name)) for job in plan)
+        else:
+            from joblib import Parallel, delayed
+            gen = Parallel(n_jobs=jobs, backend="loky", return_as="generator")(
+                delayed(sweep_video)(union, settings, job, dataset, protocols, mose_ids_of(job.name))
+                for job in plan)
+        done = []
+        for d in gen:
+            done.append(d)
+            bar.update()
     if echo:
         for d in done:
             echo(f"{d.video}: {d.frames} frames x {len(settings)} settings in {d.seconds:.1f} s "

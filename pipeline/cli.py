@@ -20,6 +20,8 @@ COMMANDS = {
     "infer": "pipeline.commands.infer:command",
     "submit": "pipeline.commands.submit:submit",
     "validate": "pipeline.commands.submit:validate",
+    "overlay": "pipeline.commands.overlay:overlay",
+    "report": "pipeline.commands.report:report",
     "checkpoints": "pipeline.commands.checkpoints:checkpoints",
     "launch-infer": "pipeline.commands.launch:command",
 }

@@ -31,7 +31,7 @@ from data.errors import MassegError
 
 from .config import Experiment, load_experiment
 
-STAGES = ("infer", "sweep", "fuse", "submit", "evaluate")
+STAGES = ("infer", "sweep", "fuse", "submit", "evaluate", "report")
 
 
 def _fingerprint(obj) -> str:
@@ -356,6 +356,10 @@ def _run_locked(exp: Experiment, folder: RunFolder, ds: VOSDataset, fusion, conf
             summary["eval_dir"] = str(eval_dir)
         else:
             echo("[evaluate] skipped: the split has no ground truth on every frame")
+    if "report" in stages and (exp.out / "labels").is_dir():
+        from .report.runend import report_stage
+        summary.update(timed("report", lambda: report_stage(exp.out, fusion, ds, protocol, has_full_ground_truth(ds),
+                                                            echo)))
     summary["timings"] = timings
     folder.write_json("summary.json", summary)
     atomic_write_text(exp.out / "summary.md", _summary_md(summary))
@@ -368,8 +372,13 @@ def _summary_md(summary: dict) -> str:
     if "zip" in summary:
         z = summary["zip"]
         lines.append(f"submission: `{z['path']}` ({z['bytes']} bytes, sha256 {z['sha256'][:16]}...)")
+    if summary.get("report"):
+        rel = os.path.relpath(summary["report"], summary["run"])
+        lines.append(f"report: [{rel}]({rel}) (`masseg report {summary['run']}` writes it again)")
     if summary.get("jf_table"):
         lines += ["", "## J&F", "", summary["jf_table"].rstrip()]
+    if summary.get("members_table"):
+        lines += ["", "## Each member against the fusion (per video)", "", summary["members_table"].rstrip()]
     if summary.get("timings"):
         lines += ["", "| stage | seconds |", "|---|---|"]
         lines += [f"| {k} | {v:.1f} |" for k, v in summary["timings"].items()]

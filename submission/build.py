@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Mapping
 
 from data.errors import MassegError
+from data.progress import progress
 from data.labels import DAVIS_PALETTE, encode_labels
 
 from .expected import ExpectedVideo
@@ -79,9 +80,11 @@ def build_submission(labels_dir: str | os.PathLike, expected: Mapping[str, Expec
                 raise _Refused(out)
 
         try:
-            with building_zip(zip_path, check_zip) as zw:
+            with building_zip(zip_path, check_zip) as zw, \
+                    progress(desc="submit", total=sum(len(f) for f in layout.frames.values()), unit="frame") as bar:
                 current = None
                 for video, stem, labels, probs in iter_frames(src, layout, expected):
+                    bar.update()
                     report.frames_checked += 1
                     report.problems.extend(probs)
                     if not report.ok:

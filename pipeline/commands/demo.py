@@ -29,4 +29,4 @@ def demo(config, videos, frames):
         click.echo(f"[demo] checkpoint {m.checkpoint}")
         resolve_checkpoint(m.checkpoint)
     summary = run_experiment(config, echo=click.echo)
-    click.echo(f"[demo] done: {summary.get('zip', {}).get('path')}")
+    click.echo(f"[demo] done: {summary.get('zip', {}).get('path')}; report: {summary.get('report')}")

@@ -57,9 +57,12 @@ def _split_file(root: Path | None, split: str) -> Path:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="write global/per-video/per-object/per-frame tables (CSV, Markdown, JSON) here")
 @click.option("--strict-compat", is_flag=True, help="reproduce known evaluator bugs (DAVIS uint8 decay bins)")
+@click.option("--worst", type=click.IntRange(0), default=5, show_default=True,
+              help="list this many videos with the lowest score (0: none)")
 @click.option("--unknown-ids", type=click.Choice(["error", "ignore"]), default="error", show_default=True,
               help="a predicted id that is not a ground-truth object: stop, or ignore it as the evaluators do")
-def evaluate(root, gt_dir, pred_dir, split, videos, protocols, meta, jobs, out_dir, strict_compat, unknown_ids):
+def evaluate(root, gt_dir, pred_dir, split, videos, protocols, meta, jobs, out_dir, strict_compat, worst,
+             unknown_ids):
     """Evaluate predictions with the DAVIS, MOSEv2 and/or vos-benchmark protocol."""
     from submission.jf import evaluate as run_evaluation
 
@@ -87,6 +90,8 @@ def evaluate(root, gt_dir, pred_dir, split, videos, protocols, meta, jobs, out_d
                             on_unknown_ids=unknown_ids, strict_compat=strict_compat, meta=meta,
                             videos_source=source)
     click.echo(result.summary())
+    if worst:
+        click.echo(result.worst_text(worst))
     if out_dir is not None:
         paths = result.write(out_dir)
         click.echo(f"tables written to {out_dir} ({', '.join(sorted(p.name for p in paths.values()))})")

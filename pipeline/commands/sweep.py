@@ -70,5 +70,6 @@ def sweep(config_path, members, confidence, root, split_name, resolution, object
     paths = write_report(result, out, extra={"root": str(root), "split": split_name})
     top = result.table[["rank", "label", "score"]].head(5).copy()
     top["score"] = 100 * top["score"]
+    top = top.rename(columns={"score": f"{protocol} score (%)"})
     click.echo(to_markdown(top, digits=2).rstrip())
     click.echo(f"{len(settings)} settings in {result.seconds:.1f} s; best -> {paths['best.toml']}")

@@ -354,15 +354,25 @@ def _run(sources, protocols, mose_ids_of, on_unknown, strict_compat, n_jobs, chu
         return _score_chunk(sources[k], a, b, protocols, mose_ids_of(sources[k]), on_unknown,
                             check_ends=(first_task[k] == i))
 
-    if n_jobs == 1 or len(tasks) == 1:
-        results = {i: job(i) for i in order}
-    else:
-        from joblib import Parallel, delayed
-        calls = [delayed(_score_chunk)(sources[tasks[i][0]], tasks[i][1], tasks[i][2], protocols,
-                                       mose_ids_of(sources[tasks[i][0]]), on_unknown,
-                                       first_task[tasks[i][0]] == i) for i in order]
-        out = Parallel(n_jobs=n_jobs, batch_size=1, pre_dispatch="all")(calls)
-        results = dict(zip(order, out))
+    from data.progress import progress
+    frames = {i: tasks[i][2] - tasks[i][1] for i in order}
+    with progress(desc="evaluate", total=sum(frames.values()), unit="frame") as bar:
+        if n_jobs == 1 or len(tasks) == 1:
+            results = {}
+            for i in order:
+                results[i] = job(i)
+                bar.update(frames[i])
+        else:
+            from joblib import Parallel, delayed
+            calls = [delayed(_score_chunk)(sources[tasks[i][0]], tasks[i][1], tasks[i][2], protocols,
+                                           mose_ids_of(sources[tasks[i][0]]), on_unknown,
+                                           first_task[tasks[i][0]] == i) for i in order]
+            out = []
+            for i, chunk in zip(order, Parallel(n_jobs=n_jobs, batch_size=1, pre_dispatch="all",
+                                                return_as="generator")(calls)):
+                out.append(chunk)
+                bar.update(frames[i])
+            results = dict(zip(order, out))
     per_video = []
     for k, s in enumerate(sources):
         chunks = [results[i] for i, t in enumerate(tasks) if t[0] == k]

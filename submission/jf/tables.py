@@ -2,7 +2,9 @@
 
 Columns carry the protocol as a suffix (``_davis``, ``_mose``, ``_vosb``) so several protocols computed in one
 pass sit side by side; a value a protocol does not define for a row (an object outside its object set, a frame
-vos-benchmark does not count yet) is NaN. Values are fractions in [0, 1]; the printed summary uses percent.
+vos-benchmark does not count yet) is NaN. Values are fractions in [0, 1] in CSV and JSON (``global.csv`` has a
+``unit`` column, ``global.json`` a ``units`` field); what a person reads (the summary, the Markdown tables) is in
+percent with two decimals, the headers saying so.
 
 pandas is imported only where tables are built: worker processes import this package to score frames and
 should not pay for it (time and memory).
@@ -32,6 +34,7 @@ GLOBAL_ORDER = {
     "vos-benchmark": ["J&F", "J", "F", "n_objects"],
 }
 HEADLINE = {"davis": "J&F-Mean", "mosev2": "J&Fdot", "vos-benchmark": "J&F"}
+VIDEO_HEADLINE = {"davis": "JF_davis", "mosev2": "JFdot_mose", "vos-benchmark": "JF_vosb"}
 
 
 @dataclass
@@ -51,6 +54,26 @@ class Result:
         protocol = protocol or self.protocols[0]
         return self.global_[protocol][HEADLINE[protocol]]
 
+    def worst_videos(self, n: int = 5, protocol: str | None = None) -> list[tuple[str, float]]:
+        """The ``n`` videos with the lowest headline score (fractions), worst first."""
+        protocol = protocol or self.protocols[0]
+        col = VIDEO_HEADLINE[protocol]
+        if col not in self.per_video.columns or n <= 0:
+            return []
+        t = self.per_video[["video", col]].dropna().sort_values(col, kind="mergesort")
+        return [(str(v), float(x)) for v, x in t.head(n).itertuples(index=False)]
+
+    def worst_text(self, n: int = 5) -> str:
+        """The worst videos as a person reads them (percent, two decimals), one line each."""
+        p = self.protocols[0]
+        worst = self.worst_videos(n, p)
+        if not worst:
+            return ""
+        width = max(len(v) for v, _ in worst)
+        lines = [f"worst {len(worst)} of {len(self.per_video)} videos by {p} {HEADLINE[p]}:"]
+        lines += [f"  {v:<{width}}  {100 * x:6.2f} %" for v, x in worst]
+        return "\n".join(lines)
+
     def global_table(self) -> pd.DataFrame:
         import pandas as pd
         rows = []
@@ -62,7 +85,8 @@ class Result:
     def summary(self) -> str:
         n_vid = self.per_video.shape[0]
         n_frames = int(self.per_frame.groupby("video")["frame"].nunique().sum()) if len(self.per_frame) else 0
-        lines = [f"J&F evaluation: {n_vid} videos, {len(self.per_object)} objects, {n_frames} scored frames"
+        lines = [f"J&F evaluation (scores in %): {n_vid} videos, {len(self.per_object)} objects, {n_frames} scored "
+                 "frames"
                  + (" (strict compatibility)" if self.strict_compat else "")]
         for p in self.protocols:
             g = self.global_[p]
@@ -90,13 +114,14 @@ class Result:
             atomic_write_text(out / name, text)
 
         put("global.json", json.dumps({"protocols": list(self.protocols), "strict_compat": self.strict_compat,
-                                       "scores": _jsonable(self.global_)}, indent=1) + "\n")
+                                       "units": UNITS, "scores": _jsonable(self.global_)}, indent=1) + "\n")
         g = self.global_table()
+        g["unit"] = ["count" if str(m).startswith("n_") else "fraction" for m in g["metric"]]
         put("global.csv", g.to_csv(index=False, float_format="%.10g"))
-        put("global.md", to_markdown(g))
+        put("global.md", global_markdown(g))
         for name, df in (("per_video", self.per_video), ("per_object", self.per_object)):
             put(f"{name}.csv", df.to_csv(index=False, float_format="%.10g"))
-            put(f"{name}.md", to_markdown(df))
+            put(f"{name}.md", to_markdown(percent_columns(df, score_columns(df)), digits=2))
         put("per_frame.csv", self.per_frame.to_csv(index=False, float_format="%.10g"))
         put("summary.txt", self.summary() + "\n")
         return paths
@@ -113,6 +138,37 @@ def _jsonable(obj):
 
 
 _COUNT_PREFIXES = ("n_", "nframes", "first_counted")
+UNITS = {"scores": "fraction in [0, 1] (J&F 0.8123 = 81.23 %)", "n_objects": "count",
+         "csv": "per_*.csv and global.csv scores are fractions; the Markdown tables and printed summaries are percent"}
+
+
+def score_columns(df: pd.DataFrame) -> list[str]:
+    """The columns of an evaluation table that hold scores (not names, ids or counts)."""
+    return [c for c in df.columns if c not in ("video", "obj", "frame", "frame_name", "protocol", "metric", "unit")
+            and not str(c).startswith(_COUNT_PREFIXES) and c not in ("emptyGT", "gt_area", "pred_area")]
+
+
+def percent_columns(df: pd.DataFrame, columns) -> pd.DataFrame:
+    """A copy with ``columns`` (fractions) in percent, their headers marked ``(%)``: for tables people read."""
+    out = df.copy()
+    for c in columns:
+        out[c] = 100 * out[c].astype("float64")
+    return out.rename(columns={c: f"{c} (%)" for c in columns})
+
+
+def global_markdown(g: pd.DataFrame) -> str:
+    """The global table for people: scores in percent (two decimals), counts as integers."""
+    rows = ["| protocol | metric | value |", "|---|---|---|"]
+    for _, r in g.iterrows():
+        v = r["value"]
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            text = ""
+        elif str(r["metric"]).startswith("n_"):
+            text = f"{int(v)}"
+        else:
+            text = f"{100 * float(v):.2f} %"
+        rows.append(f"| {r['protocol']} | {r['metric']} | {text} |")
+    return "\n".join(rows) + "\n"
 
 
 def to_markdown(df: pd.DataFrame, digits: int = 4) -> str:

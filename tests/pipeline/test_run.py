@@ -105,7 +105,8 @@ def test_run_end_to_end(reference, material):
                  "summary.md", "summary.json", "eval/global.md"):
         assert (run / name).is_file(), name
     assert "J&F" in (run / "summary.md").read_text()
-    assert set(summary["timings"]) == {"infer", "fuse", "submit", "evaluate"}
+    assert set(summary["timings"]) == {"infer", "fuse", "submit", "evaluate", "report"}
+    assert (run / "report" / "index.html").is_file() and "report/index.html" in (run / "summary.md").read_text()
 
 
 def test_rerun_skips_finished_work(reference, material):

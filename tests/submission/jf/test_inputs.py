@@ -99,7 +99,10 @@ def test_tables_are_written(tmp_path):
         assert paths[name].is_file(), name
     data = json.loads(paths["global.json"].read_text())
     assert data["scores"]["davis"]["J&F-Mean"] == 1.0 and "vos-benchmark" not in data["scores"]
-    assert paths["per_object.md"].read_text().startswith("| video | obj | J_davis |")
+    assert paths["per_object.md"].read_text().startswith("| video | obj | J_davis (%) |")
+    assert "| davis | J&F-Mean | 100.00 % |" in paths["global.md"].read_text()
+    assert data["units"]["scores"].startswith("fraction")
+    assert paths["global.csv"].read_text().splitlines()[0] == "protocol,metric,value,unit"
     assert "davis" in r.summary() and "J&Fdot 100.00" in r.summary()
 
 
