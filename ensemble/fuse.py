@@ -184,6 +184,9 @@ def _fuse_video(config: FusionConfig, job: VideoJob, labels_dir, resume: bool) -
     members = open_members(config, job)
     groups = groups_of(config)
     try:
+        for mv in members.values():  # a damaged store zip fails here, before any PNG of this video is written
+            if mv.reader is not None:
+                mv.reader.verify()
         result.members_used = [n for n, mv in members.items() if mv.available]
         for n, mv in members.items():
             if not mv.available:

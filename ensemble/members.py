@@ -52,6 +52,12 @@ class MemberVideo:
                              f"(index {hw[1]}x{hw[0]}) but the video is {self.video_hw[1]}x{self.video_hw[0]}",
                              self.reader.path, "re-run this member's inference on the same dataset")
         have = set(self.reader.frame_names)
+        extra = [f for f in self.reader.frame_names if f not in set(frame_names)]
+        if extra:
+            raise StoreError(f"member {spec.name!r} has {len(extra)} frame(s) of video {video!r} that the video "
+                             f"does not have (first: {extra[0]}; store {len(have)} frames, video {len(frame_names)})",
+                             self.reader.path, "this store was made from another copy of the dataset: re-run this "
+                             "member's inference on the same root")
         self.missing_frames = [f for f in frame_names if f not in have]
         if self.missing_frames and not spec.optional:
             raise StoreError(f"member {spec.name!r} lacks {len(self.missing_frames)} frame(s) of video {video!r} "

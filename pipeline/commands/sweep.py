@@ -38,6 +38,7 @@ def sweep(config_path, members, root, split_name, resolution, objects_from, vide
     """Evaluate many fusion settings in one pass (each member frame decoded and upsampled once, every setting
     scored against the ground truth with the project's J&F evaluator) and rank them."""
     from data.dataset import VOSDataset
+    from data.store import resolve_objects_from
     from ensemble.config import config_from_stores, load_config
     from ensemble.errors import FusionConfigError
     from ensemble.grid import make_settings, parse_member_values, parse_weights
@@ -56,6 +57,7 @@ def sweep(config_path, members, root, split_name, resolution, objects_from, vide
                                 "use a coarser grid or fewer scale/bias values, or raise --max-settings")
     if jobs < 1:
         raise click.BadParameter("--jobs must be >= 1")
+    objects_from = resolve_objects_from(objects_from, [m.store for m in cfg.members])  # a store's flag wins "auto"
     ds = VOSDataset(root, split_name, resolution=resolution, objects_from=objects_from)
     click.echo(f"sweeping {len(settings)} settings of {len(cfg.members)} members over "
                f"{len(videos) if videos else len(ds.video_names)} videos ({protocol})")
