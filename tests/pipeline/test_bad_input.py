@@ -145,10 +145,13 @@ def test_disk_full_while_inferring_drops_the_partial_video(tmp_path, capsys, mon
 
 
 def test_disk_full_while_running(tmp_path, capsys, monkeypatch):
+    from models.cutie import build_cutie
     root = _root(tmp_path)
+    ckpt = tmp_path / "cutie_small.pth"
+    torch.save(build_cutie("small", device="cpu").state_dict(), ckpt)
     cfg = tmp_path / "exp.toml"
     cfg.write_text(f'[run]\nout = "{tmp_path / "run"}"\n[data]\nroot = "{root}"\n[[member]]\nname = "c"\n'
-                   f'model = "cutie"\nsize = "small"\ncheckpoint = "cutie-small-mega"\n')
+                   f'model = "cutie"\nsize = "small"\ncheckpoint = "{ckpt}"\n')
     monkeypatch.setattr(Path, "write_bytes", _enospc)
     assert main(["run", str(cfg)]) == 2
     _one_line_error(capsys, str(tmp_path / "run"), "No space left on device")
