@@ -58,7 +58,7 @@ def _split_file(root: Path | None, split: str) -> Path:
 @click.option("--meta", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="MOSEv2 meta.json listing each video's objects (default: <root>/meta.json if present)")
 @click.option("-j", "--jobs", type=int, default=2, show_default=True, help="worker processes")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
               help="write global/per-video/per-object/per-frame tables (CSV, Markdown, JSON) here")
 @click.option("--strict-compat", is_flag=True, help="reproduce known evaluator bugs (DAVIS uint8 decay bins)")
 @click.option("--unknown-ids", type=click.Choice(["error", "ignore"]), default="error", show_default=True,

@@ -24,7 +24,7 @@ def _member_option(value: str):
               help="instead of --config: a member store (repeat); equal weights unless @WEIGHT is given")
 @click.option("--mode", type=click.Choice(["soft", "majority"]), default=None,
               help="voting mode (default: the config's, else soft)")
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+@click.option("--out", "out", required=True, type=click.Path(),
               help="run folder: labels/<video>/<frame>.png and fusion.toml are written there")
 @click.option("--root", default=None, type=click.Path(file_okay=False),
               help="dataset root: frame lists, sizes, object ids and palettes come from it (recommended)")

@@ -54,7 +54,7 @@ def command() -> click.Command:
         click.Option(["--root"], required=True, type=click.Path(file_okay=False),
                      help="dataset root (holds JPEGImages/)"),
         click.Option(["--split"], default=None, help="split list (file or name under the root); default: all videos"),
-        click.Option(["--out"], required=True, type=click.Path(file_okay=False),
+        click.Option(["--out"], required=True, type=click.Path(),
                      help="logit store folder of this member"),
         click.Option(["--checkpoint"], default=None, help="model weights: a file, or a registry name (downloaded "
                                                           "once into the cache; `masseg checkpoints list`)"),

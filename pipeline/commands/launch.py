@@ -61,7 +61,7 @@ def command() -> click.Command:
                      help="dataset root (holds JPEGImages/)"),
         click.Option(["--split"], default=None, help="split list (name or file); default: every video"),
         click.Option(["--objects-from"], type=click.Choice(OBJECTS_FROM), default="auto", show_default=True),
-        click.Option(["--out", "store"], required=True, type=click.Path(file_okay=False),
+        click.Option(["--out", "store"], required=True, type=click.Path(),
                      help="logit store folder (shared)"),
         click.Option(["--checkpoint"], default=None,
                      help="registry name (`masseg checkpoints list`) or weight file path"),

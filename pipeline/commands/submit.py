@@ -79,7 +79,7 @@ def validate(source, root, split_name, resolution, objects_from, max_per_kind, l
 @click.command()
 @click.option("--labels", "labels", required=True, type=click.Path(file_okay=False),
               help="folder of label maps <video>/<frame>.png (P or L PNGs), or a fused run folder holding labels/")
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="zip to write")
+@click.option("--out", "out", required=True, type=click.Path(), help="zip to write")
 @click.option("--palette", type=click.Choice(["davis", "dataset"]), default="davis", show_default=True,
               help="palette of the PNGs: the DAVIS palette, or each video's own first-frame annotation palette")
 @dataset_options

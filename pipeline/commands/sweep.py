@@ -16,7 +16,7 @@ import click
 @click.option("--objects-from", type=click.Choice(["auto", "first_frame", "appearance"]), default="auto",
               show_default=True, help="which objects a video has (see masseg submit)")
 @click.option("--video", "videos", multiple=True, help="sweep on these videos only (repeat)")
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+@click.option("--out", "out", required=True, type=click.Path(),
               help="folder for sweep_ranked.{csv,md}, sweep_per_video.{csv,md}, plots, best.toml")
 @click.option("--weights", "weights", multiple=True, metavar="simplex:STEP | W1,W2,...",
               help="weight vectors to try (repeat): a grid over the simplex, or explicit weights in member order; "
@@ -47,6 +47,8 @@ def sweep(config_path, members, root, split_name, resolution, objects_from, vide
 
     if bool(config_path) == bool(members):
         raise click.UsageError("give either --config or one or more --member")
+    from data.atomic import check_writable
+    check_writable(out, "sweep folder")
     cfg = load_config(config_path) if config_path else config_from_stores(members)
     weight_vectors = [w for text in weights for w in parse_weights(text, len(cfg.members))] or None
     settings = make_settings(cfg, list(modes) or None, weight_vectors,

@@ -81,6 +81,12 @@ def test_outputs_under_a_regular_file_fail_before_any_work(tmp_path, capsys):
     _one_line_error(capsys, str(blocker), "regular file")
     assert main(["fuse", "--member", str(store), "--root", str(root), "--out", str(blocker / "run")]) == 2
     _one_line_error(capsys, "regular file")
+    assert main(["fuse", "--member", str(store), "--root", str(root), "--out", str(blocker)]) == 2
+    _one_line_error(capsys, "run folder is a regular file")
+    assert main(["sweep", "--member", str(store), "--root", str(root), "--out", str(blocker)]) == 2
+    _one_line_error(capsys, "sweep folder is a regular file")
+    assert main(["submit", "--labels", str(tmp_path), "--root", str(root), "--out", str(tmp_path)]) == 2
+    _one_line_error(capsys, "submission zip is a folder")
     assert main(["submit", "--labels", str(tmp_path), "--root", str(root), "--out", str(blocker / "s.zip")]) == 2
     _one_line_error(capsys, "regular file")
     cfg = tmp_path / "exp.toml"
