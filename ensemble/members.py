@@ -54,8 +54,8 @@ class MemberVideo:
         have = set(self.reader.frame_names)
         extra = [f for f in self.reader.frame_names if f not in set(frame_names)]
         if extra:
-            raise StoreError(f"member {spec.name!r} has {len(extra)} frame(s) of video {video!r} that the video "
-                             f"does not have (first: {extra[0]}; store {len(have)} frames, video {len(frame_names)})",
+            raise StoreError(f"member {spec.name!r} has {len(extra)} frame{'' if len(extra) == 1 else 's'} of video "
+                             f"{video!r} that the video does not have (first: {extra[0]}; store {len(have)} frames, video {len(frame_names)})",
                              self.reader.path, "this store was made from another copy of the dataset: re-run this "
                              "member's inference on the same root")
         self.missing_frames = [f for f in frame_names if f not in have]

@@ -51,7 +51,7 @@ class ConfigError(MassegError):
 
     def __init__(self, path, problems: list[str]):
         self.problems = problems
-        text = f"{len(problems)} problem(s) in the config:\n" + "\n".join(f"  - {p}" for p in problems)
+        text = f"{len(problems)} problem{'' if len(problems) == 1 else 's'} in the config:\n" + "\n".join(f"  - {p}" for p in problems)
         super().__init__(text, path, "fix the keys listed above; see configs/*.toml for examples")
 
 

@@ -204,7 +204,7 @@ def test_store_with_more_frames_than_the_video(tmp_path, capsys):
     root = _root(tmp_path, n=3)
     store = _store(tmp_path, n=4)
     assert main(["fuse", "--member", str(store), "--root", str(root), "--out", str(tmp_path / "run")]) == 2
-    _one_line_error(capsys, "frame(s) of video 'v' that the video does not have", "00003")
+    _one_line_error(capsys, "1 frame of video 'v' that the video does not have", "00003")
 
 
 def test_objects_from_appearance_travels_with_the_store(tmp_path, capsys):

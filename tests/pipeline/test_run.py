@@ -182,7 +182,7 @@ def test_config_errors_stop_before_any_work(material, tmp_path):
     p = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", str(cfg)], cwd=REPO, capture_output=True,
                        text=True)
     assert p.returncode == 2
-    for key in ("member[0].checkpoint", "member[0].image_size", "fusion.mode", "3 problem(s)"):
+    for key in ("member[0].checkpoint", "member[0].image_size", "fusion.mode", "3 problems"):
         assert key in p.stderr, (key, p.stderr)
     assert not (tmp_path / "out").exists()
 
