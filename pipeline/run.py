@@ -325,14 +325,19 @@ def _run_locked(exp: Experiment, folder: RunFolder, ds: VOSDataset, fusion, conf
             folder.mark_done("fuse", fuse_fp)
     zip_path = Path(exp.run["zip"]) if exp.run["zip"] else folder.zip
     palette = "dataset" if exp.data["palette_from_dataset"] else "davis"
-    submit_fp = _fingerprint([fuse_fp, str(zip_path), palette])
+    layout, frames_root = exp.run.get("layout", "root"), exp.data.get("frames_root") or None
+    submit_fp = _fingerprint([fuse_fp, str(zip_path), palette] + ([layout, frames_root] if frames_root or
+                                                                  layout != "root" else []))
     if "submit" in stages:
         if folder.is_done("submit", submit_fp) and zip_path.is_file():
             echo(f"[submit] {zip_path} complete, skipped")
         else:
             from submission.build import submit_dataset_labels
             from submission.writer import LABELS_SUBDIR
-            timed("submit", lambda: submit_dataset_labels(exp.out / LABELS_SUBDIR, ds, zip_path, palette=palette))
+            frames_from = VOSDataset(frames_root, exp.data["split"] or None, objects_from="first_frame") \
+                if frames_root else None
+            timed("submit", lambda: submit_dataset_labels(exp.out / LABELS_SUBDIR, ds, zip_path, palette=palette,
+                                                          layout=layout, frames_from=frames_from))
             folder.mark_done("submit", submit_fp)
             echo(f"[submit] {zip_path} ({zip_path.stat().st_size} bytes)")
         summary["zip"] = {"path": str(zip_path), "bytes": zip_path.stat().st_size,

@@ -109,14 +109,19 @@ def build_submission(labels_dir: str | os.PathLike, expected: Mapping[str, Expec
 
 
 def submit_dataset_labels(labels_dir: str | os.PathLike, dataset, zip_path: str | os.PathLike,
-                          palette: str = "dataset") -> SubmitResult:
+                          palette: str = "dataset", layout: str = "root", frames_from=None) -> SubmitResult:
     """The submission zip of a split's label maps (a fusion's ``RUN/labels``, or any folder of them): validated
     against the dataset, written only when clean; :class:`MassegError` listing the problems otherwise.
 
-    ``palette``: "dataset" (each video's first-frame annotation palette) or "davis"."""
-    from .expected import expected_from_dataset, palettes_for
+    ``palette``: "dataset" (each video's first-frame annotation palette) or "davis". ``layout``: "root" or
+    "annotations-root" (YouTube-VOS). ``frames_from``: a dataset whose frames the benchmark scores (a sparse
+    copy of the split); only those frames are packed."""
+    from .expected import expected_from_dataset, palettes_for, restrict_frames
 
-    result = build_submission(labels_dir, expected_from_dataset(dataset), zip_path, palettes_for(dataset, palette))
+    expected = expected_from_dataset(dataset)
+    if frames_from is not None:
+        expected = restrict_frames(expected, frames_from)
+    result = build_submission(labels_dir, expected, zip_path, palettes_for(dataset, palette), layout)
     if not result.ok:
         raise MassegError(f"the labels do not make a valid submission:\n{result.report.format(20)}", labels_dir,
                           "see the problems listed above")

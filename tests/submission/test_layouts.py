@@ -118,3 +118,26 @@ def test_sav_per_object_folders_evaluate(tmp_path, capsys):
     assert main(["evaluate", "--root", str(root), "--pred", str(tmp_path / "pred"), "-j", "1"]) == 0
     out = capsys.readouterr().out
     assert "1 video, 1 object, 1 scored frame\n" in out and re.search(r"davis +J&F 100\.00", out), out  # 00004: inner GT frame
+
+
+def test_run_config_keys_for_youtube_vos(tmp_path):
+    """`masseg run`'s submit stage: [run] layout and [data] frames_root reach the zip."""
+    from data.dataset import VOSDataset
+    from pipeline.config import load_experiment
+    from submission.build import submit_dataset_labels
+    all_frames = _root(tmp_path / "valid_all_frames", 6)
+    sparse = _root(tmp_path / "valid", 0)
+    for i in (0, 5):
+        Image.fromarray(np.zeros(HW + (3,), np.uint8)).save(sparse / "JPEGImages" / "v" / f"{i:05d}.jpg")
+    cfg = tmp_path / "yt.toml"
+    cfg.write_text(f'[run]\nout = "{tmp_path / "run"}"\nlayout = "annotations-root"\n[data]\nroot = "{all_frames}"\n'
+                   f'frames_root = "{sparse}"\nprotocol = "none"\n[[member]]\nname = "c"\nmodel = "cutie"\n'
+                   f'size = "small"\ncheckpoint = "cutie-small-mega"\n')
+    exp = load_experiment(cfg, check_files=False)
+    assert exp.run["layout"] == "annotations-root" and exp.data["frames_root"] == str(sparse)
+    labels = _labels(tmp_path / "labels", [f"{i:05d}" for i in range(6)])
+    res = submit_dataset_labels(labels, VOSDataset(all_frames), tmp_path / "s.zip", palette="davis",
+                                layout=exp.run["layout"], frames_from=VOSDataset(exp.data["frames_root"]))
+    assert res.ok and res.frames == 2
+    with zipfile.ZipFile(tmp_path / "s.zip") as z:
+        assert [n for n in z.namelist() if n.endswith(".png")] == ["Annotations/v/00000.png", "Annotations/v/00005.png"]
