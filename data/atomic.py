@@ -27,11 +27,24 @@ _WRITE_FIXES = {
 WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
 
 
-def file_mode() -> int:
-    """0666 filtered by the process umask: the mode ``open()`` would have given a new file."""
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (``os.umask`` sets while it reads, which
+    would race with other threads creating files)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
-    return 0o666 & ~mask
+    return mask
+
+
+def file_mode() -> int:
+    """0666 filtered by the process umask: the mode ``open()`` would have given a new file."""
+    return 0o666 & ~_umask()
 
 
 def write_error(exc: OSError, path: str | os.PathLike) -> MassegError:
