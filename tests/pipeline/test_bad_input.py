@@ -290,3 +290,15 @@ def test_evaluate_leaves_no_worker_processes(tmp_path):
         except (psutil.Error, OSError):
             continue
     assert not left, f"worker processes still running after masseg evaluate exited: {left}"
+
+
+def test_grayscale_0_255_first_frame_mask_is_object_1_for_fuse_and_submit(tmp_path):
+    root = _root(tmp_path)
+    m = np.zeros(HW, np.uint8)
+    m[2:8, 2:8] = 255
+    Image.fromarray(m, mode="L").save(root / "Annotations" / "v" / "00000.png")  # what many tools write
+    store = _store(tmp_path)  # object 1
+    run = tmp_path / "run"
+    assert main(["fuse", "--member", str(store), "--root", str(root), "--out", str(run),
+                 "--zip", str(tmp_path / "s.zip")]) == 0
+    assert set(np.unique(read_labels(run / "labels" / "v" / "00000.png")).tolist()) == {0, 1}
