@@ -3,6 +3,8 @@ PY ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
+# the tested versions; setup.cfg itself only gives ranges
+CONSTRAINTS := -c constraints.txt
 CONFIG ?= configs/mose_masseg.toml
 
 .PHONY: install test bench gpu-check demo submission clean
@@ -12,11 +14,11 @@ $(BIN)/python:
 	$(PIP) install -q --upgrade "pip>=24" "setuptools>=70" wheel
 
 install: $(BIN)/python
-	# torch/torchvision pinned: they come from the local cache (other versions pull gigabytes)
-	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
-	# sam2 1.1.0 is an sdist whose build needs torch: build it against the torch above, without CUDA ops
-	SAM2_BUILD_CUDA=0 $(PIP) install -q --no-build-isolation sam2==1.1.0
-	$(PIP) install -q -e ".[test,ray]"
+	# torch/torchvision at the tested versions (constraints.txt): they come from the local cache
+	$(PIP) install -q $(CONSTRAINTS) torch torchvision
+	# sam2 is an sdist whose build needs torch: build it against the torch above, without CUDA ops
+	SAM2_BUILD_CUDA=0 $(PIP) install -q $(CONSTRAINTS) --no-build-isolation sam2
+	$(PIP) install -q $(CONSTRAINTS) -e ".[test,ray]"
 	# headless Chromium for the report's browser test (Debian's chromium-headless-shell, ~200 MB): installed with apt
 	# when missing and we are root (CI); elsewhere that one test skips and says why
 	@if command -v chromium-headless-shell >/dev/null 2>&1 || [ -n "$$MASSEG_CHROMIUM" ]; then :; \

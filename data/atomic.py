@@ -1,10 +1,81 @@
-"""Atomic file writes: readers never see a partial file, a killed writer leaves only a temp file behind."""
+"""Atomic file writes: readers never see a partial file, a killed writer leaves only a temp file behind.
+
+Files are created with the user's umask (``mkstemp`` makes them 0600, unreadable to teammates on shared
+storage), and a failed write (disk full, read-only folder) becomes one :class:`MassegError` naming the file.
+"""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
+
+from .errors import MassegError
+
+# errno -> the fix a person can apply
+_WRITE_FIXES = {
+    errno.ENOSPC: "free disk space (or write to another disk) and rerun; finished files are kept",
+    errno.EDQUOT: "free space in your quota (or write elsewhere) and rerun",
+    errno.EROFS: "the file system is read-only: choose an output folder on a writable disk",
+    errno.EACCES: "make the folder writable for you (chmod u+w) or choose another output folder",
+    errno.EPERM: "make the folder writable for you (chmod u+w) or choose another output folder",
+    errno.ENOTDIR: "a path component is a regular file: remove it or choose another output path",
+    errno.EEXIST: "a path component is a regular file: remove it or choose another output path",
+}
+
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (``os.umask`` sets while it reads, which
+    would race with other threads creating files)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """0666 filtered by the process umask: the mode ``open()`` would have given a new file."""
+    return 0o666 & ~_umask()
+
+
+def write_error(exc: OSError, path: str | os.PathLike) -> MassegError:
+    """One clear error for an OSError raised while writing ``path``."""
+    what = exc.strerror or type(exc).__name__
+    return MassegError(f"cannot write ({what})", path,
+                       _WRITE_FIXES.get(exc.errno, "check the output path and free space, then rerun"))
+
+
+def check_writable(path: str | os.PathLike, what: str = "output folder", is_dir: bool = True) -> Path:
+    """Fail early (before a model is loaded) when ``path`` cannot be created or written.
+
+    ``path`` is a folder (``is_dir``) or a file to be created; its nearest existing ancestor must be a
+    writable folder, and an existing ``path`` must be of the right kind."""
+    path = Path(path)
+    if path.exists():
+        if is_dir != path.is_dir():
+            kind = "a regular file" if is_dir else "a folder"
+            raise MassegError(f"{what} is {kind}", path, "remove it or choose another path")
+        target = path if is_dir else path.parent
+    else:
+        target = path.parent
+        while not target.exists() and target != target.parent:
+            target = target.parent
+        if not target.is_dir():
+            raise MassegError(f"{what} would be inside {target}, which is a regular file", path,
+                              "remove that file or choose another output path")
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise MassegError(f"{target} is not writable, so the {what} cannot be written there", path,
+                          "make it writable (chmod u+w) or choose another output path")
+    return path
 
 
 def _fsync_dir(path: Path) -> None:
@@ -24,11 +95,20 @@ def _fsync_dir(path: Path) -> None:
 def atomic_path(dest: str | os.PathLike, fsync: bool = False):
     """Yield a temp path in dest's folder; on success rename it over dest, on error remove it."""
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
     try:
-        yield Path(tmp)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+        os.fchmod(fd, file_mode())
+        os.close(fd)
+    except (FileExistsError, NotADirectoryError, PermissionError) as exc:
+        raise write_error(exc, dest) from None
+    try:
+        try:
+            yield Path(tmp)
+        except OSError as exc:
+            if exc.errno in _WRITE_FIXES:
+                raise write_error(exc, dest) from None
+            raise
         if fsync:
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())

@@ -34,7 +34,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from . import codecs
-from .atomic import atomic_write_text
+from .atomic import atomic_write_text, write_error
 from .errors import StoreError
 
 FORMAT_VERSION = 1
@@ -293,7 +293,11 @@ class VideoWriter:
             rec["nan_rows"] = [int(i) for i in np.flatnonzero(rows)]
             logits = np.where(nan, np.float32(0), logits)
         data = codecs.encode(logits, self.store.codec, self.store.q8_scale)
-        self._zip.writestr(_entry(f"frames/{frame_name}.bin"), data)
+        try:
+            self._zip.writestr(_entry(f"frames/{frame_name}.bin"), data)
+        except OSError as exc:  # disk full: drop the partial video, say which store
+            self.abort()
+            raise write_error(exc, self.final) from None
         if scores is not None:
             rec["scores"] = [float(s) for s in np.asarray(list(scores), dtype=np.float32)]
         self._frames[frame_name] = rec
@@ -308,8 +312,12 @@ class VideoWriter:
             raise StoreError(f"video {self.video!r} closed with {len(missing)} frames missing "
                              f"(first: {missing[0]})", self.final, "write every frame before closing")
         index = {"meta": self.meta, "frames": self._frames, "format_version": FORMAT_VERSION}
-        self._zip.writestr(_entry("index.json"), json.dumps(index, sort_keys=True, separators=(",", ":")))
-        self._zip.close()
+        try:
+            self._zip.writestr(_entry("index.json"), json.dumps(index, sort_keys=True, separators=(",", ":")))
+            self._zip.close()
+        except OSError as exc:
+            self.abort()
+            raise write_error(exc, self.final) from None
         self._closed = True
         os.replace(self.partial, self.final)
 
@@ -358,7 +366,11 @@ class VideoReader:
         rec = self._frames.get(name)
         if rec is None:
             raise StoreError(f"frame {name!r} not in video {self.video!r}", self.path)
-        data = self._zip.read(f"frames/{name}.bin")
+        try:
+            data = self._zip.read(f"frames/{name}.bin")
+        except (zipfile.BadZipFile, KeyError, OSError, EOFError) as exc:
+            raise StoreError(f"corrupt video file, frame {name} unreadable ({exc})", self.path,
+                             "delete it and rerun inference for this video") from None
         logits = codecs.decode(data, self.store.codec, tuple(rec["shape"]), self.store.q8_scale)
         if rec.get("nan_rows"):
             logits = np.array(logits, copy=True)
@@ -370,6 +382,16 @@ class VideoReader:
         for name in self.frame_names:
             yield self.read(name)
 
+    def verify(self) -> None:
+        """Read every entry once and check its CRC, so a damaged file fails before any output is written."""
+        try:
+            bad = self._zip.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            bad = f"({exc})"
+        if bad is not None:
+            raise StoreError(f"corrupt video file: {bad} fails its CRC check", self.path,
+                             "delete it and rerun inference for this video (complete videos are skipped)")
+
     def close(self) -> None:
         self._zip.close()
 
@@ -378,3 +400,38 @@ class VideoReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def recorded_objects_from(roots: Iterable[str | os.PathLike]) -> str | None:
+    """The ``objects_from`` the member stores were made with ("first_frame"/"appearance"), None when none says.
+
+    Stores made with ``--objects-from appearance`` hold objects first given on later frames; fusing or
+    submitting them against first-frame objects only would reject those ids, so later stages take it from here."""
+    seen: dict[str, str] = {}
+    for root in roots:
+        path = Path(root) / MANIFEST
+        try:
+            man = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue  # a missing or broken store is reported by whoever opens it
+        value = (man.get("settings") or {}).get("objects_from", man.get("objects_from"))
+        if value in ("first_frame", "appearance"):
+            seen[os.fspath(root)] = value
+    kinds = sorted(set(seen.values()))
+    if len(kinds) > 1:
+        first = next(r for r, v in seen.items() if v == kinds[0])
+        other = next(r for r, v in seen.items() if v == kinds[1])
+        raise StoreError(f"member stores were made with different --objects-from ({first}: {kinds[0]}, "
+                         f"{other}: {kinds[1]})", other, "re-run inference of one member with the other's setting")
+    return kinds[0] if kinds else None
+
+
+def resolve_objects_from(requested: str, roots: Iterable[str | os.PathLike]) -> str:
+    """``--objects-from`` for a stage that reads stores: "auto" becomes what the stores recorded."""
+    recorded = recorded_objects_from(roots)
+    if requested == "auto" or recorded is None:
+        return recorded or requested
+    if requested != recorded:
+        raise StoreError(f"--objects-from {requested} but the member stores were made with {recorded}", None,
+                         f"drop --objects-from (the stores' setting is used) or pass --objects-from {recorded}")
+    return requested

@@ -225,6 +225,8 @@ def _fuse_video(config: FusionConfig, job: VideoJob, labels_dir, resume: bool) -
     members = open_members(config, job, checked=True)   # fuse() checked the plan; frames are checked on decode
     groups = groups_of(config)
     try:
+        for mv in members.values():  # a damaged store zip fails here, before any PNG of this video is written
+            mv.verify()
         result.members_used = [n for n, mv in members.items() if mv.available]
         for n, mv in members.items():
             if not mv.available:

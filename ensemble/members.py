@@ -52,12 +52,23 @@ class MemberVideo:
                              f"(index {hw[1]}x{hw[0]}) but the video is {self.video_hw[1]}x{self.video_hw[0]}",
                              self.reader.path, "re-run this member's inference on the same dataset")
         have = set(self.reader.frame_names)
+        extra = [f for f in self.reader.frame_names if f not in set(frame_names)]
+        if extra:
+            raise StoreError(f"member {spec.name!r} has {len(extra)} frame{'' if len(extra) == 1 else 's'} of video "
+                             f"{video!r} that the video does not have (first: {extra[0]}; store {len(have)} frames, video {len(frame_names)})",
+                             self.reader.path, "this store was made from another copy of the dataset: re-run this "
+                             "member's inference on the same root")
         self.missing_frames = [f for f in frame_names if f not in have]
         if self.missing_frames and not spec.optional:
             raise StoreError(f"member {spec.name!r} lacks {len(self.missing_frames)} frame(s) of video {video!r} "
                              f"(first: {self.missing_frames[0]})", self.reader.path,
                              "re-run this member's inference on the same frames, or mark it optional = true")
         self._missing = set(self.missing_frames)
+
+    def verify(self) -> None:
+        """Check the store zip's CRCs up front, so a damaged video fails before any of its labels is written."""
+        if self.reader is not None:
+            self.reader.verify()
 
     def has(self, frame_name: str) -> bool:
         return self.available and frame_name not in self._missing

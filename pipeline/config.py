@@ -54,7 +54,7 @@ class ConfigError(MassegError):
 
     def __init__(self, path, problems: list[str]):
         self.problems = problems
-        text = f"{len(problems)} problem(s) in the config:\n" + "\n".join(f"  - {p}" for p in problems)
+        text = f"{len(problems)} problem{'' if len(problems) == 1 else 's'} in the config:\n" + "\n".join(f"  - {p}" for p in problems)
         super().__init__(text, path, "fix the keys listed above; see configs/*.toml for examples")
 
 
@@ -62,10 +62,11 @@ class ConfigError(MassegError):
 _RUN = {"out": (str, True, None, None), "device": (str, False, "auto", None),
         "launcher": (str, False, "inline", ("inline", "local", "ray")), "workers": (int, False, 1, None),
         "address": (str, False, "", None), "codec": (str, False, "q16", CODECS), "zip": (str, False, "", None),
-        "threads": (int, False, 0, None)}
+        "threads": (int, False, 0, None), "layout": (str, False, "root", ("root", "annotations-root"))}
 _DATA = {"root": (str, True, None, None), "split": (str, False, "", None),
          "objects_from": (str, False, "auto", ("auto", "first_frame", "appearance")),
-         "protocol": (str, False, "davis", PROTOCOLS), "palette_from_dataset": (bool, False, True, None)}
+         "protocol": (str, False, "davis", PROTOCOLS), "palette_from_dataset": (bool, False, True, None),
+         "frames_root": (str, False, "", None)}
 _MEMBER_COMMON = {"name": (str, True, None, None), "model": (str, True, None, None),
                   "checkpoint": (str, True, None, None), "image_size": ((int, list), False, None, None),
                   "scales": (list, False, None, None), "flip": (bool, False, False, None),
@@ -221,6 +222,10 @@ def load_experiment(path: str | os.PathLike, overrides: dict | None = None, chec
             problems.append(f"data.root: folder {data['root']!r} not found")
     if data.get("split"):
         data["split"] = _resolve(base, data["split"])
+    if data.get("frames_root"):  # the benchmark's sparse frame list (YouTube-VOS valid/ for a valid_all_frames root)
+        data["frames_root"] = _resolve(base, data["frames_root"])
+        if check_files and not Path(data["frames_root"]).is_dir():
+            problems.append(f"data.frames_root: folder {data['frames_root']!r} not found")
     members: list[Member] = []
     raw_members = raw.get("member", [])
     if not isinstance(raw_members, list) or not raw_members:

@@ -25,7 +25,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
-from data.atomic import atomic_write_text
+from data.atomic import atomic_write_text, check_writable
 from data.dataset import VOSDataset
 from data.errors import MassegError
 
@@ -191,7 +191,9 @@ def _sweep(exp: Experiment, folder: RunFolder, ds: VOSDataset, base, echo) -> Pa
     return Path(paths["best.toml"])
 
 
-def _infer(exp: Experiment, folder: RunFolder, ds: VOSDataset, echo) -> dict:
+def _infer(exp: Experiment, folder: RunFolder, ds: VOSDataset, echo, ran: list | None = None) -> dict:
+    """Run each member's inference; ``ran`` collects the stores that had work (a resumed run whose stores are
+    complete loads no model and keeps the stage's recorded time)."""
     from data.store import LogitStore
 
     from .launch.spec import spec_from_member_run
@@ -201,6 +203,12 @@ def _infer(exp: Experiment, folder: RunFolder, ds: VOSDataset, echo) -> dict:
         spec = spec_from_member_run(run, device=exp.run["device"], codec=exp.run["codec"],
                                     objects_from=ds.objects_from, threads=exp.run["threads"] or None)
         store = folder.store(run.store_name)
+        if LogitStore.check(store, ds.video_names, ds.frame_counts()).ok:
+            echo(f"[infer] {run.store_name} complete, skipped")
+            done[run.store_name] = LogitStore.open(store).manifest.get("checkpoint_sha256")
+            continue
+        if ran is not None:
+            ran.append(run.store_name)
         echo(f"[infer] {run.store_name}")
         launcher = exp.run["launcher"]
         split = exp.data["split"] or None
@@ -259,6 +267,9 @@ def run_experiment(config_path: str | Path, echo: Callable[[str], None] = print,
     for w in exp.warnings:
         echo(f"warning: {w}")
     folder = RunFolder(exp.out)
+    check_writable(exp.out, "run folder")
+    if exp.run["zip"]:
+        check_writable(exp.run["zip"], "submission zip", is_dir=False)
     ds = VOSDataset(exp.data["root"], exp.data["split"] or None, objects_from=exp.data["objects_from"])
     fusion = fusion_config(exp, folder)  # checked before any work starts
     preflight(exp, folder, ds, fusion, stages)
@@ -280,15 +291,17 @@ def _run_locked(exp: Experiment, folder: RunFolder, ds: VOSDataset, fusion, conf
     timings = folder.read_json("timings.json", {})
     summary: dict = {"run": str(exp.out), "videos": len(ds.video_names)}
 
-    def timed(stage, fn):
+    def timed(stage, fn, keep_if=None):
         t0 = time.perf_counter()
         out = fn()
-        timings[stage] = round(time.perf_counter() - t0, 3)
-        folder.write_json("timings.json", timings)
+        if keep_if is None or keep_if():  # a stage that found everything done keeps the time it took then
+            timings[stage] = round(time.perf_counter() - t0, 3)
+            folder.write_json("timings.json", timings)
         return out
 
     if "infer" in stages:
-        ckpts = timed("infer", lambda: _infer(exp, folder, ds, echo))
+        ran: list = []
+        ckpts = timed("infer", lambda: _infer(exp, folder, ds, echo, ran), keep_if=lambda: bool(ran))
         folder.write_json("checkpoints.json", {
             "members": {r.store_name: {"checkpoint": r.member.checkpoint, "sha256": ckpts.get(r.store_name)}
                         for r in exp.member_runs()}})
@@ -327,18 +340,23 @@ def _run_locked(exp: Experiment, folder: RunFolder, ds: VOSDataset, fusion, conf
             folder.mark_done("fuse", fuse_fp)
     zip_path = Path(exp.run["zip"]) if exp.run["zip"] else folder.zip
     palette = "dataset" if exp.data["palette_from_dataset"] else "davis"
-    submit_fp = _fingerprint([fuse_fp, str(zip_path), palette])
+    layout, frames_root = exp.run.get("layout", "root"), exp.data.get("frames_root") or None
+    submit_fp = _fingerprint([fuse_fp, str(zip_path), palette] + ([layout, frames_root] if frames_root or
+                                                                  layout != "root" else []))
     if "submit" in stages:
         if folder.is_done("submit", submit_fp) and zip_path.is_file():
             echo(f"[submit] {zip_path} complete, skipped")
         else:
             from submission.build import submit_dataset_labels
             from submission.writer import LABELS_SUBDIR
-            timed("submit", lambda: submit_dataset_labels(exp.out / LABELS_SUBDIR, ds, zip_path, palette=palette))
+            frames_from = VOSDataset(frames_root, exp.data["split"] or None, objects_from="first_frame") \
+                if frames_root else None
+            timed("submit", lambda: submit_dataset_labels(exp.out / LABELS_SUBDIR, ds, zip_path, palette=palette,
+                                                          layout=layout, frames_from=frames_from))
             folder.mark_done("submit", submit_fp)
+            echo(f"[submit] {zip_path} ({zip_path.stat().st_size} bytes)")
         summary["zip"] = {"path": str(zip_path), "bytes": zip_path.stat().st_size,
                           "sha256": hashlib.sha256(zip_path.read_bytes()).hexdigest()}
-        echo(f"[submit] {zip_path} ({zip_path.stat().st_size} bytes)")
     protocol = exp.data["protocol"]
     if "evaluate" in stages and protocol != "none":
         if has_full_ground_truth(ds):
@@ -346,7 +364,9 @@ def _run_locked(exp: Experiment, folder: RunFolder, ds: VOSDataset, fusion, conf
             from submission.writer import LABELS_SUBDIR
             eval_dir = exp.out / "eval"
             eval_fp = _fingerprint([fuse_fp, protocol])
-            if not folder.is_done("evaluate", eval_fp):
+            if folder.is_done("evaluate", eval_fp):
+                echo("[evaluate] complete, skipped")
+            else:
                 result = timed("evaluate", lambda: evaluate(ds.ann_root, exp.out / LABELS_SUBDIR,
                                                             videos=ds.video_names, protocol=protocol))
                 result.write(eval_dir)

@@ -19,7 +19,7 @@ from data.labels import DAVIS_PALETTE, encode_labels
 
 from .expected import ExpectedVideo
 from .package import building_zip
-from .validate import INPUT_TOLERATED, FolderSource, Report, iter_frames, scan_layout, validate
+from .validate import INPUT_TOLERATED, FolderSource, Report, iter_frames, layout_prefix, scan_layout, validate
 from .writer import LABELS_SUBDIR
 
 
@@ -60,12 +60,16 @@ def resolve_labels_dir(path: str | os.PathLike, video_names) -> Path:
 
 def build_submission(labels_dir: str | os.PathLike, expected: Mapping[str, ExpectedVideo],
                      zip_path: str | os.PathLike,
-                     palettes: Mapping[str, bytes] | None = None) -> SubmitResult:
+                     palettes: Mapping[str, bytes] | None = None, zip_layout: str = "root") -> SubmitResult:
     """Check ``labels_dir`` against ``expected`` and write ``zip_path`` (atomic, deterministic) when clean.
 
     ``palettes``: {video: 768 palette bytes}; videos not in it (or all, when None) get the DAVIS palette.
+    ``zip_layout``: where the video folders go in the zip (``validate.LAYOUTS``: the root, or ``Annotations/``).
+    Only the frames of ``expected`` are packed (a folder inferred on every frame gives a sparse benchmark
+    exactly its frames; the others are listed as ignored).
     """
     labels_dir, zip_path = Path(labels_dir), Path(zip_path)
+    prefix = layout_prefix(zip_layout)
     palettes = palettes or {}
     with FolderSource(labels_dir) as src:
         layout = scan_layout(src, expected)
@@ -74,7 +78,7 @@ def build_submission(labels_dir: str | os.PathLike, expected: Mapping[str, Expec
         ignored = [p for p in layout.problems if p.kind in INPUT_TOLERATED]
 
         def check_zip(tmp: Path) -> None:
-            out = validate(tmp, expected)
+            out = validate(tmp, expected, zip_layout)
             out.source = os.fspath(zip_path)
             if not out.ok:
                 raise _Refused(out)
@@ -83,16 +87,18 @@ def build_submission(labels_dir: str | os.PathLike, expected: Mapping[str, Expec
             with building_zip(zip_path, check_zip) as zw, \
                     progress(desc="submit", total=sum(len(f) for f in layout.frames.values()), unit="frame") as bar:
                 current = None
-                for video, stem, labels, probs in iter_frames(src, layout, expected):
+                if prefix:
+                    zw.add_dir(prefix)
+                for video, stem, labels, probs in iter_frames(src, layout, expected, binary_255=True):
                     bar.update()
                     report.frames_checked += 1
                     report.problems.extend(probs)
                     if not report.ok:
                         continue  # keep checking so every problem is reported; the zip is dropped below
                     if video != current:
-                        zw.add_dir(video)
+                        zw.add_dir(prefix + video)
                         current = video
-                    zw.add_file(f"{video}/{stem}.png", encode_labels(labels, palettes.get(video, DAVIS_PALETTE)))
+                    zw.add_file(f"{prefix}{video}/{stem}.png", encode_labels(labels, palettes.get(video, DAVIS_PALETTE)))
                 if not report.ok:
                     raise _Refused(report)
         except _Refused as refused:
@@ -106,14 +112,19 @@ def build_submission(labels_dir: str | os.PathLike, expected: Mapping[str, Expec
 
 
 def submit_dataset_labels(labels_dir: str | os.PathLike, dataset, zip_path: str | os.PathLike,
-                          palette: str = "dataset") -> SubmitResult:
+                          palette: str = "dataset", layout: str = "root", frames_from=None) -> SubmitResult:
     """The submission zip of a split's label maps (a fusion's ``RUN/labels``, or any folder of them): validated
     against the dataset, written only when clean; :class:`MassegError` listing the problems otherwise.
 
-    ``palette``: "dataset" (each video's first-frame annotation palette) or "davis"."""
-    from .expected import expected_from_dataset, palettes_for
+    ``palette``: "dataset" (each video's first-frame annotation palette) or "davis". ``layout``: "root" or
+    "annotations-root" (YouTube-VOS). ``frames_from``: a dataset whose frames the benchmark scores (a sparse
+    copy of the split); only those frames are packed."""
+    from .expected import expected_from_dataset, palettes_for, restrict_frames
 
-    result = build_submission(labels_dir, expected_from_dataset(dataset), zip_path, palettes_for(dataset, palette))
+    expected = expected_from_dataset(dataset)
+    if frames_from is not None:
+        expected = restrict_frames(expected, frames_from)
+    result = build_submission(labels_dir, expected, zip_path, palettes_for(dataset, palette), layout)
     if not result.ok:
         raise MassegError(f"the labels do not make a valid submission:\n{result.report.format(20)}", labels_dir,
                           "see the problems listed above")

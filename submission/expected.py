@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from data.dataset import VOSDataset, Video
+from data.errors import MassegError
 from data.labels import DAVIS_PALETTE, read_labels
 
 PALETTES = ("davis", "dataset")
@@ -33,6 +34,24 @@ class ExpectedVideo:
 def expected_from_dataset(ds: VOSDataset) -> dict[str, ExpectedVideo]:
     """Expectations for every video of the split (reads one frame header and the prompt annotations each)."""
     return {v.name: ExpectedVideo.from_video(v) for v in ds}
+
+
+def restrict_frames(expected: Mapping[str, ExpectedVideo], benchmark: VOSDataset) -> dict[str, ExpectedVideo]:
+    """Only the frames a sparse benchmark scores (YouTube-VOS: every 5th frame in ``valid/JPEGImages``), for
+    labels inferred on every frame (``valid_all_frames``). Each benchmark frame must be one of the video's."""
+    out = {}
+    for name, ev in expected.items():
+        if name not in benchmark:
+            raise MassegError(f"video {name!r} is not in the benchmark's frame list", benchmark.image_root,
+                              "pass the --frames-root of the same split")
+        frames = benchmark[name].frame_names
+        unknown = [f for f in frames if f not in set(ev.frame_names)]
+        if unknown:
+            raise MassegError(f"the benchmark's frame {unknown[0]} of {name!r} is not a frame of the inferred "
+                              f"video ({len(unknown)} such frames)", benchmark[name].image_dir,
+                              "infer on a root that holds every frame of the benchmark (e.g. valid_all_frames)")
+        out[name] = ExpectedVideo(name, tuple(frames), ev.size, ev.object_ids)
+    return out
 
 
 def first_given_palette(video: Video) -> bytes:

@@ -72,6 +72,5 @@ def building_zip(dest: str | os.PathLike, check: Callable[[Path], None] | None =
                 yield zw
             finally:
                 zw.close()  # also on failure, so the ZipFile never flushes into a closed file later
-        os.chmod(tmp, 0o644)  # the temp file was created private; a submission is an ordinary file
         if check is not None:
             check(tmp)

@@ -21,14 +21,23 @@ import numpy as np
 from PIL import Image
 
 from data.errors import MassegError
+from data.labels import binary_255_as_one
 
 from .expected import ExpectedVideo
+
+def plural(n: int, word: str) -> str:
+    """'1 problem', '2 problems': counts a person reads."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ACCEPTED_MODES = ("P", "L")
 
 # kind -> (what it means, how to fix it); the order is the report order.
 FAULT_KINDS: dict[str, tuple[str, str]] = {
+    "wrong_root": ("the zip's root is not the layout this benchmark expects",
+                   "YouTube-VOS/LVOS-style servers want Annotations/<video>/<frame>.png (masseg submit --layout "
+                   "annotations-root); MOSE/DAVIS want <video>/<frame>.png at the root (--layout root)"),
     "wrapper_folder": ("the video folders sit inside another folder instead of at the root",
                        "put <video>/<frame>.png at the root (cd into the folder before zipping, or use masseg submit)"),
     "missing_video": ("a video of the split has no folder", "write every frame of every video of the split"),
@@ -53,7 +62,7 @@ FAULT_KINDS: dict[str, tuple[str, str]] = {
 }
 FAULT_ORDER = {k: i for i, k in enumerate(FAULT_KINDS)}
 # Layout faults of an *input* label folder that do not reach the zip masseg submit builds from it.
-INPUT_TOLERATED = frozenset({"extra_video", "extra_frame", "stray_file", "nested_folder", "hidden_file",
+INPUT_TOLERATED = frozenset({"wrong_root", "extra_video", "extra_frame", "stray_file", "nested_folder", "hidden_file",
                              "macosx", "wrapper_folder"})
 
 
@@ -94,12 +103,12 @@ class Report:
 
     def format(self, max_per_kind: int | None = None) -> str:
         """Readable report: a summary line, then per fault kind a header with count and fix, one line each."""
-        scope = f"{self.videos_checked} videos, {self.frames_checked} frames checked"
+        scope = f"{plural(self.videos_checked, 'video')}, {plural(self.frames_checked, 'frame')} checked"
         if self.ok:
             return f"{self.source}: OK ({scope})"
         counts = self.counts()
         summary = ", ".join(f"{k} {n}" for k, n in counts.items())
-        lines = [f"{self.source}: {len(self.problems)} problems ({summary}); {scope}"]
+        lines = [f"{self.source}: {plural(len(self.problems), 'problem')} ({summary}); {scope}"]
         by_kind: dict[str, list[Problem]] = {}
         for p in self.sorted_problems():
             by_kind.setdefault(p.kind, []).append(p)
@@ -228,6 +237,16 @@ def open_source(path: str | os.PathLike) -> Source:
 
 # ---- layout ---------------------------------------------------------------------------------------------
 
+# --layout name -> the folder the video folders sit in inside the zip ('' = the zip's root)
+LAYOUTS = {"root": "", "annotations-root": "Annotations/"}
+
+
+def layout_prefix(layout: str) -> str:
+    try:
+        return LAYOUTS[layout]
+    except KeyError:
+        raise MassegError(f"unknown layout {layout!r}", None, f"use one of {', '.join(LAYOUTS)}") from None
+
 @dataclass
 class Layout:
     """Where the split's frames are inside a source, and the layout faults found on the way."""
@@ -246,12 +265,25 @@ def _is_wrapper(src: Source, prefix: str, name: str, expected) -> bool:
             and _contains_video(src, prefix + name + "/", expected))
 
 
-def scan_layout(src: Source, expected: Mapping[str, ExpectedVideo]) -> Layout:
-    """Classify every entry of the source: video folders and frames of the split, and each layout fault."""
+def scan_layout(src: Source, expected: Mapping[str, ExpectedVideo], layout: str = "root") -> Layout:
+    """Classify every entry of the source: video folders and frames of the split, and each layout fault.
+
+    ``layout``: where the benchmark wants the video folders (:data:`LAYOUTS`): at the root, or inside
+    ``Annotations/`` (YouTube-VOS 2019); the other arrangement is a ``wrong_root`` fault."""
     problems = list(src.problems)
     root = ""
+    want = layout_prefix(layout)
+    if want:
+        top = want.rstrip("/")
+        if top in src.children("")[1] and _contains_video(src, want, expected):
+            for v in _root_level(src, "", expected, problems, skip=top):
+                problems.append(Problem("wrong_root", f"{v}/", f"video folder outside {want}"))
+            root = want
+        else:
+            problems.append(Problem("wrong_root", want, f"no {want} folder holding the videos; this benchmark "
+                                                        f"expects {want}<video>/<frame>.png"))
     # Unwrap while the level holds no split video but exactly one folder that does (Annotations/<video>/...).
-    while not _contains_video(src, root, expected):
+    while not root and not _contains_video(src, root, expected):
         wrappers = [d for d in src.children(root)[1] if _is_wrapper(src, root, d, expected)]
         if len(wrappers) != 1:
             break
@@ -334,8 +366,12 @@ _MODE_NOTES = {"RGB": "colour image", "RGBA": "colour image with alpha", "I;16":
                "PA": "palette with alpha", "F": "float"}
 
 
-def check_png(data: bytes, rel: str, ev: ExpectedVideo) -> tuple[np.ndarray | None, list[Problem]]:
-    """Decode one frame and check it; returns (labels or None when unusable, problems)."""
+def check_png(data: bytes, rel: str, ev: ExpectedVideo, binary_255: bool = False
+              ) -> tuple[np.ndarray | None, list[Problem]]:
+    """Decode one frame and check it; returns (labels or None when unusable, problems).
+
+    ``binary_255``: read a grayscale 0/255 PNG as object 1 (``data.labels`` rule for inputs); off when checking
+    a finished submission, which the server reads raw."""
     if not data.startswith(PNG_SIGNATURE):
         what = "JPEG data" if data[:3] == b"\xff\xd8\xff" else ("an empty file" if not data else "not PNG data")
         return None, [Problem("corrupt_png", rel, f"{what} with a .png name")]
@@ -352,7 +388,8 @@ def check_png(data: bytes, rel: str, ev: ExpectedVideo) -> tuple[np.ndarray | No
         note = _MODE_NOTES.get(im.mode)
         problems.append(Problem("wrong_mode", rel, f"mode {im.mode}" + (f" ({note})" if note else "")))
         return None, problems
-    labels = np.asarray(im, dtype=np.uint8)
+    raw = np.asarray(im, dtype=np.uint8)
+    labels = binary_255_as_one(im, raw) if binary_255 else raw
     top = int(labels.max()) if labels.size else 0
     unknown = []
     if any(i not in ev.object_ids for i in range(1, top + 1)):  # fast path: every id up to the max is known
@@ -360,11 +397,14 @@ def check_png(data: bytes, rel: str, ev: ExpectedVideo) -> tuple[np.ndarray | No
         unknown = [int(i) for i in present if i != 0 and int(i) not in ev.object_ids]
     if unknown:
         allowed = ", ".join(str(i) for i in sorted(ev.object_ids)) or "none"
-        problems.append(Problem("unknown_id", rel, f"ids {unknown} not among the video's objects ({allowed})"))
+        note = ""
+        if unknown == [255] and binary_255_as_one(im, raw) is not raw:
+            note = "; a grayscale 0/255 mask: masseg submit writes it as object 1"
+        problems.append(Problem("unknown_id", rel, f"ids {unknown} not among the video's objects ({allowed}){note}"))
     return (labels if not problems else None), problems
 
 
-def iter_frames(src: Source, layout: Layout, expected: Mapping[str, ExpectedVideo],
+def iter_frames(src: Source, layout: Layout, expected: Mapping[str, ExpectedVideo], binary_255: bool = False,
                 ) -> Iterator[tuple[str, str, np.ndarray | None, list[Problem]]]:
     """(video, frame name, labels or None, problems) for every frame found, videos and frames in sorted order."""
     for video in sorted(layout.frames):
@@ -377,14 +417,14 @@ def iter_frames(src: Source, layout: Layout, expected: Mapping[str, ExpectedVide
             except Exception as exc:  # broken link, zip CRC error, encrypted or unsupported zip entry...
                 yield video, stem, None, [Problem("corrupt_png", rel, f"cannot read ({exc})")]
                 continue
-            labels, probs = check_png(data, rel, ev)
+            labels, probs = check_png(data, rel, ev, binary_255)
             yield video, stem, labels, probs
 
 
-def validate(path: str | os.PathLike, expected: Mapping[str, ExpectedVideo]) -> Report:
+def validate(path: str | os.PathLike, expected: Mapping[str, ExpectedVideo], layout: str = "root") -> Report:
     """Check a submission folder or zip against the split's expectations; never stops at the first fault."""
     with open_source(path) as src:
-        layout = scan_layout(src, expected)
+        layout = scan_layout(src, expected, layout)
         report = Report(os.fspath(path), list(layout.problems), videos_checked=len(layout.frames))
         for _, _, _, probs in iter_frames(src, layout, expected):
             report.frames_checked += 1

@@ -86,7 +86,8 @@ class SubmissionWriter:
         unknown = sorted(set(np.unique(labels).tolist()) - {0} - set(ev.object_ids))
         if unknown:
             raise LabelFormatError(f"ids {unknown} are not objects of {video} ({sorted(ev.object_ids)})", path,
-                                   "map labels to the annotation's object ids")
+                                   "map labels to the annotation's object ids; objects first given on later "
+                                   "frames need --objects-from appearance (in the store, or passed here)")
 
     # ---- resume -------------------------------------------------------------------------------------------
     def videos(self) -> list[str]:

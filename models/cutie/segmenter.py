@@ -63,6 +63,9 @@ class CutieSegmenter:
         try:
             network = build_cutie(size, self.checkpoint, device=self.device)
         except CheckpointMismatchError as exc:
+            if exc.unreadable:
+                raise MassegError(str(exc), self.checkpoint, "download it again (`masseg checkpoints fetch NAME`) "
+                                                             "or pass the right file") from None
             raise MassegError(f"checkpoint does not fit cutie-{size}: {exc}", self.checkpoint,
                               "use the matching size (small/base) or the right file") from None
         self.runner = CutieRunner(network, self.settings)

@@ -21,24 +21,50 @@ TRAINING_ONLY_PREFIXES = ("aux_computer.",)
 _NESTING_KEYS = ("model", "weights", "state_dict")
 
 
-class CheckpointMismatchError(ValueError):
-    """A checkpoint does not match the Cutie layout; ``missing``/``unexpected``/``mismatched`` name the keys."""
+def describe_keys(keys) -> str:
+    """What a state dict looks like, from its key names: enough to tell a SAM2 file or the other Cutie size."""
+    keys = list(keys)
+    if any(k.startswith(("image_encoder.trunk.", "sam_mask_decoder.", "memory_encoder.")) for k in keys):
+        return "it looks like a SAM2 checkpoint (image_encoder/sam_mask_decoder keys): pass it to --model sam2"
+    if "pixel_encoder.layer2.0.conv3.weight" in keys:
+        return "it looks like a cutie-base checkpoint (ResNet-50 pixel encoder): use --size base"
+    if "pixel_encoder.layer2.0.conv1.weight" in keys:  # no conv3: ResNet-18 basic blocks
+        return "it looks like a cutie-small checkpoint (ResNet-18 pixel encoder): use --size small"
+    sample = ", ".join(sorted(keys)[:3])
+    return f"it is not a Cutie checkpoint ({len(keys)} tensors, keys like {sample})" if keys else "it is empty"
 
-    def __init__(self, missing=(), unexpected=(), mismatched=(), source: str = "checkpoint"):
+
+def _few(items, n: int = 3) -> str:
+    return ", ".join(items[:n]) + (f", ... ({len(items)} in all)" if len(items) > n else "")
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint does not match the Cutie layout; ``missing``/``unexpected``/``mismatched`` name the keys
+    (all of them), while the message says what the file looks like and lists at most a few of each."""
+
+    def __init__(self, missing=(), unexpected=(), mismatched=(), source: str = "checkpoint", looks_like: str = "",
+                 unreadable: str = ""):
+        self.unreadable = unreadable  # why torch.load failed, when it did
+        if unreadable:
+            self.missing = self.unexpected = self.mismatched = []
+            super().__init__(f"{source} is not a readable torch checkpoint ({unreadable}): it is truncated or "
+                             "not a checkpoint")
+            return
         self.missing = sorted(missing)
         self.unexpected = sorted(unexpected)
         self.mismatched = sorted(mismatched)  # (key, expected shape, found shape)
-        lines = [f"{source} does not match the Cutie layout:"]
+        parts = []
         if self.missing:
-            lines.append(f"  missing keys ({len(self.missing)}): " + ", ".join(self.missing))
+            parts.append(f"missing keys ({len(self.missing)}): " + _few(self.missing))
         if self.mismatched:
-            lines.append(
-                f"  mis-shaped keys ({len(self.mismatched)}): "
-                + ", ".join(f"{k} (expected {list(e)}, found {list(f)})" for k, e, f in self.mismatched)
-            )
+            parts.append(f"mis-shaped keys ({len(self.mismatched)}): " + _few(
+                [f"{k} (expected {list(e)}, found {list(f)})" for k, e, f in self.mismatched], 2))
         if self.unexpected:
-            lines.append(f"  unexpected keys ({len(self.unexpected)}): " + ", ".join(self.unexpected))
-        super().__init__("\n".join(lines))
+            parts.append(f"unexpected keys ({len(self.unexpected)}): " + _few(self.unexpected))
+        head = f"{source} does not match the Cutie layout"
+        if looks_like:
+            head += f"; {looks_like}"
+        super().__init__(head + (": " + "; ".join(parts) if parts else ""))
 
 
 def _is_training_only(key: str) -> bool:
@@ -60,8 +86,17 @@ def unwrap_state_dict(obj: Mapping) -> dict[str, torch.Tensor]:
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """torch.load (CPU, weights_only) + unwrap."""
-    return unwrap_state_dict(torch.load(os.fspath(path), map_location="cpu", weights_only=True))
+    """torch.load (CPU, weights_only) + unwrap; a file torch cannot read (truncated, not a torch file, a
+    pickle needing code) is a CheckpointMismatchError saying so, never torch's traceback."""
+    try:
+        obj = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:
+        text = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else ""
+        detail = "" if not text or "weights_only" in text else f": {text}"
+        raise CheckpointMismatchError(source=os.fspath(path), unreadable=f"{type(exc).__name__}{detail}") from None
+    return unwrap_state_dict(obj)
 
 
 def check_state_dict(network: CutieNetwork, sd: Mapping[str, torch.Tensor], source: str = "checkpoint") -> None:
@@ -75,7 +110,7 @@ def check_state_dict(network: CutieNetwork, sd: Mapping[str, torch.Tensor], sour
         if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)
     ]
     if missing or unexpected or mismatched:
-        raise CheckpointMismatchError(missing, unexpected, mismatched, source=source)
+        raise CheckpointMismatchError(missing, unexpected, mismatched, source=source, looks_like=describe_keys(sd))
 
 
 def load_weights(network: CutieNetwork, weights: str | os.PathLike | Mapping, *, source: str | None = None) -> CutieNetwork:

@@ -6,16 +6,20 @@ unknown object id, empty split) stops with one line naming the file and a non-ze
 """
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import click
 
-from data.dataset import read_split_file
+from data.dataset import SAV_ANNOTATIONS, read_split_file
+from data.labels import flatten_object_folders
 from submission.jf.errors import EvaluationError
 
 
 def _annotations(root: Path) -> Path:
     ann = root / "Annotations"
+    if not ann.is_dir() and (root / SAV_ANNOTATIONS).is_dir():
+        return root / SAV_ANNOTATIONS  # SA-V: per-object folders, flattened below
     if not ann.is_dir():
         raise EvaluationError("no Annotations/ folder in the dataset root", root,
                               "pass --gt with the annotation folder instead")
@@ -54,15 +58,18 @@ def _split_file(root: Path | None, split: str) -> Path:
 @click.option("--meta", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="MOSEv2 meta.json listing each video's objects (default: <root>/meta.json if present)")
 @click.option("-j", "--jobs", type=int, default=2, show_default=True, help="worker processes")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
               help="write global/per-video/per-object/per-frame tables (CSV, Markdown, JSON) here")
 @click.option("--strict-compat", is_flag=True, help="reproduce known evaluator bugs (DAVIS uint8 decay bins)")
 @click.option("--worst", type=click.IntRange(0), default=5, show_default=True,
               help="list this many videos with the lowest score (0: none)")
 @click.option("--unknown-ids", type=click.Choice(["error", "ignore"]), default="error", show_default=True,
               help="a predicted id that is not a ground-truth object: stop, or ignore it as the evaluators do")
+@click.option("--extra-frames", type=click.Choice(["error", "ignore"]), default="error", show_default=True,
+              help="predicted frames without ground truth (predictions on every frame, sparse GT: YouTube-VOS, "
+                   "SA-V): stop, or score only the annotated frames (what vos-benchmark does)")
 def evaluate(root, gt_dir, pred_dir, split, videos, protocols, meta, jobs, out_dir, strict_compat, worst,
-             unknown_ids):
+             unknown_ids, extra_frames):
     """Evaluate predictions with the DAVIS, MOSEv2 and/or vos-benchmark protocol."""
     from submission.jf import evaluate as run_evaluation
 
@@ -86,9 +93,18 @@ def evaluate(root, gt_dir, pred_dir, split, videos, protocols, meta, jobs, out_d
             raise EvaluationError("--videos lists no video", None, "give comma-separated names")
     if jobs < 1:
         raise click.BadParameter("must be >= 1", param_hint="--jobs")
-    result = run_evaluation(gt_dir, pred_dir, videos=names, protocol=list(protocols), n_jobs=jobs,
-                            on_unknown_ids=unknown_ids, strict_compat=strict_compat, meta=meta,
-                            videos_source=source)
+    if out_dir is not None:
+        from data.atomic import check_writable
+        check_writable(out_dir, "tables folder")
+    with tempfile.TemporaryDirectory(prefix="masseg-eval-") as tmp:
+        # SA-V stores one folder of binary PNGs per object: scored as label maps (lower id on top on overlap)
+        if flatten_object_folders(gt_dir, Path(tmp) / "gt", names):
+            gt_dir = Path(tmp) / "gt"
+        if flatten_object_folders(pred_dir, Path(tmp) / "pred", names):
+            pred_dir = Path(tmp) / "pred"
+        result = run_evaluation(gt_dir, pred_dir, videos=names, protocol=list(protocols), n_jobs=jobs,
+                                on_unknown_ids=unknown_ids, strict_compat=strict_compat, meta=meta,
+                                videos_source=source, extra_frames=extra_frames)
     click.echo(result.summary())
     if worst:
         click.echo(result.worst_text(worst))

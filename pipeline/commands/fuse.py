@@ -27,7 +27,7 @@ def _member_option(value: str):
               help="with --member: soft-voting confidence of PNG members, in (0.5, 1] (default 1 = one-hot)")
 @click.option("--mode", type=click.Choice(["soft", "majority"]), default=None,
               help="voting mode (default: the config's, else soft)")
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+@click.option("--out", "out", required=True, type=click.Path(),
               help="run folder: labels/<video>/<frame>.png and fusion.toml are written there")
 @click.option("--root", default=None, type=click.Path(file_okay=False),
               help="dataset root: frame lists, sizes, object ids and palettes come from it (recommended)")
@@ -49,7 +49,10 @@ def fuse(config_path, members, confidence, mode, out, root, split_name, resoluti
 
     One member with weight 1, scale 1 and bias 0 reproduces that model's own masks (or PNGs) exactly.
     """
+    from data.atomic import check_writable
     from data.dataset import VOSDataset
+    from data.store import resolve_objects_from
+    from submission.validate import plural
     from ensemble.config import config_from_stores, load_config
     from ensemble.fuse import fuse as run_fuse
     from submission.build import submit_dataset_labels
@@ -60,6 +63,9 @@ def fuse(config_path, members, confidence, mode, out, root, split_name, resoluti
     if config_path and confidence is not None:
         raise click.UsageError("--confidence goes with --member; in a config, set confidence = ... on the PNG member")
     confidence = 1.0 if confidence is None else confidence
+    check_writable(out, "run folder")
+    if zip_path:
+        check_writable(zip_path, "submission zip", is_dir=False)
     if config_path:
         cfg = load_config(config_path)
         if mode:
@@ -71,13 +77,14 @@ def fuse(config_path, members, confidence, mode, out, root, split_name, resoluti
         raise click.UsageError("--zip needs --root (the split the submission is checked against)")
     if zip_path and videos:
         raise click.UsageError("--zip covers the whole split; drop --video")
+    objects_from = resolve_objects_from(objects_from, [m.store for m in cfg.members])  # a store's flag wins "auto"
     ds = VOSDataset(root, split_name, resolution=resolution, objects_from=objects_from) if root else None
     if jobs < 1:
         raise click.BadParameter("--jobs must be >= 1")
     results = run_fuse(cfg, out, dataset=ds, videos=list(videos) or None, jobs=jobs, overwrite=overwrite,
                        echo=click.echo)
     written = sum(r.frames_written for r in results)
-    click.echo(f"fused {len(results)} videos ({written} frames written) -> {out}/labels")
+    click.echo(f"fused {plural(len(results), 'video')} ({plural(written, 'frame')} written) -> {out}/labels")
     if zip_path:
         res = submit_dataset_labels(Path(out) / LABELS_SUBDIR, ds, zip_path, palette)
         click.echo(f"submission OK: {res.videos} videos, {res.frames} frames -> {zip_path} (sha256 {res.sha256})")

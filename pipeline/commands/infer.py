@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from data import codecs
+from data.atomic import check_writable
 from data.dataset import OBJECTS_FROM, VOSDataset
 from data.shards import parse_shard, shard_videos
 
@@ -30,6 +31,7 @@ def _infer(model, root, split, out, checkpoint, image_size, flip, device, codec,
                               "(`masseg checkpoints list`)")
     spec = member_spec(model, checkpoint, image_size=image_size, flip=flip, device=device, codec=codec,
                        objects_from=objects_from, threads=threads, **options)
+    check_writable(out, "store folder")  # before the model is loaded
     dataset = VOSDataset(root, split, objects_from=objects_from)
     videos = shard_videos(dataset.frame_counts(), shard)
 
@@ -52,7 +54,7 @@ def command() -> click.Command:
         click.Option(["--root"], required=True, type=click.Path(file_okay=False),
                      help="dataset root (holds JPEGImages/)"),
         click.Option(["--split"], default=None, help="split list (file or name under the root); default: all videos"),
-        click.Option(["--out"], required=True, type=click.Path(file_okay=False),
+        click.Option(["--out"], required=True, type=click.Path(),
                      help="logit store folder of this member"),
         click.Option(["--checkpoint"], default=None, help="model weights: a file, or a registry name (downloaded "
                                                           "once into the cache; `masseg checkpoints list`)"),

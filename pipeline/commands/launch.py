@@ -18,10 +18,12 @@ from data.dataset import OBJECTS_FROM
 def _launch_infer(root, split, objects_from, store, model, checkpoint, image_size, flip, device, codec, threads,
                   spec_file, launcher, workers, gpus, address, unit, shards, max_retries, **model_options):
     """Run one member over a split with several workers; every video ends up in the store exactly once."""
+    from data.atomic import check_writable
     from data.errors import MassegError
     from pipeline.launch.spec import check_spec, member_spec
     from pipeline.members import model_options_given
 
+    check_writable(store, "store folder")  # before any worker loads a model
     if spec_file:
         try:
             spec = check_spec(json.loads(Path(spec_file).read_text()))
@@ -59,7 +61,7 @@ def command() -> click.Command:
                      help="dataset root (holds JPEGImages/)"),
         click.Option(["--split"], default=None, help="split list (name or file); default: every video"),
         click.Option(["--objects-from"], type=click.Choice(OBJECTS_FROM), default="auto", show_default=True),
-        click.Option(["--out", "store"], required=True, type=click.Path(file_okay=False),
+        click.Option(["--out", "store"], required=True, type=click.Path(),
                      help="logit store folder (shared)"),
         click.Option(["--checkpoint"], default=None,
                      help="registry name (`masseg checkpoints list`) or weight file path"),

@@ -19,7 +19,7 @@ import click
 @click.option("--objects-from", type=click.Choice(["auto", "first_frame", "appearance"]), default="auto",
               show_default=True, help="which objects a video has (see masseg submit)")
 @click.option("--video", "videos", multiple=True, help="sweep on these videos only (repeat)")
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+@click.option("--out", "out", required=True, type=click.Path(),
               help="folder for sweep_ranked.{csv,md}, sweep_per_video.{csv,md}, plots, best.toml")
 @click.option("--weights", "weights", multiple=True, metavar="simplex:STEP | W1,W2,...",
               help="weight vectors to try (repeat): a grid over the simplex, or explicit weights in member order; "
@@ -41,6 +41,7 @@ def sweep(config_path, members, confidence, root, split_name, resolution, object
     """Evaluate many fusion settings in one pass (each member frame decoded and upsampled once, every setting
     scored against the ground truth with the project's J&F evaluator) and rank them."""
     from data.dataset import VOSDataset
+    from data.store import resolve_objects_from
     from ensemble.config import config_from_stores, load_config
     from ensemble.errors import FusionConfigError
     from ensemble.grid import make_settings, parse_member_values, parse_weights
@@ -52,6 +53,8 @@ def sweep(config_path, members, confidence, root, split_name, resolution, object
     if config_path and confidence is not None:
         raise click.UsageError("--confidence goes with --member; in a config, set confidence = ... on the PNG member")
     confidence = 1.0 if confidence is None else confidence
+    from data.atomic import check_writable
+    check_writable(out, "sweep folder")
     cfg = load_config(config_path) if config_path else config_from_stores(members, confidence=confidence)
     weight_vectors = [w for text in weights for w in parse_weights(text, len(cfg.members))] or None
     settings = make_settings(cfg, list(modes) or None, weight_vectors,
@@ -62,6 +65,7 @@ def sweep(config_path, members, confidence, root, split_name, resolution, object
                                 "use a coarser grid or fewer scale/bias values, or raise --max-settings")
     if jobs < 1:
         raise click.BadParameter("--jobs must be >= 1")
+    objects_from = resolve_objects_from(objects_from, [m.store for m in cfg.members])  # a store's flag wins "auto"
     ds = VOSDataset(root, split_name, resolution=resolution, objects_from=objects_from)
     click.echo(f"sweeping {len(settings)} settings of {len(cfg.members)} members over "
                f"{len(videos) if videos else len(ds.video_names)} videos ({protocol})")

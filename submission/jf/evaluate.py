@@ -16,7 +16,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from .errors import EvaluationError
-from .frames import (VideoFiles, check_size, check_video, list_videos, load_meta, mose_objects, read_gt,
+from .frames import (EXTRA_FRAMES, VideoFiles, check_size, check_video, list_videos, load_meta, mose_objects, read_gt,
                      read_pred)
 from .measures import FrameScorer
 from .protocols import normalize_protocols
@@ -394,20 +394,25 @@ def _check_options(protocol, on_unknown_ids, n_jobs):
 
 def evaluate(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike, videos: Iterable[str] | None = None,
              protocol="davis", n_jobs: int = 2, on_unknown_ids: str = "error", strict_compat: bool = False,
-             meta=None, chunk_frames: int | None = None, videos_source: str | os.PathLike | None = None) -> Result:
+             meta=None, chunk_frames: int | None = None, videos_source: str | os.PathLike | None = None,
+             extra_frames: str = "error") -> Result:
     """Score ``pred_dir/<video>/<frame>.png`` against ``gt_dir/<video>/<frame>.png``.
 
     ``protocol``: 'davis', 'mosev2', 'vos-benchmark', 'all' or a list. ``videos``: names to score (default:
     every folder of ``gt_dir``). ``meta``: MOSEv2 meta.json (path or dict) whose objects MOSEv2 scores.
     ``on_unknown_ids``: a predicted id outside the protocol's objects raises ('error') or is not scored
     ('ignore', what the official evaluators do). ``strict_compat`` reproduces DAVIS's uint8 decay bins.
+    ``extra_frames``: 'error' (default) or 'ignore': predicted frames without ground truth are not scored;
+    the ground truth's frames are the video (its first and last are not scored), see README.md.
     Raises ``EvaluationError`` (naming the file) on missing videos/frames, size mismatches, RGB PNGs, ...
     """
     protocols, n_jobs = _check_options(protocol, on_unknown_ids, n_jobs)
+    if extra_frames not in EXTRA_FRAMES:
+        raise ValueError(f"extra_frames must be one of {EXTRA_FRAMES}, got {extra_frames!r}")
     names = list_videos(gt_dir, videos, videos_source)
     if not Path(pred_dir).is_dir():
         raise EvaluationError("prediction folder not found", pred_dir, "pass the folder holding <video>/<frame>.png")
-    sources = [_FileSource(check_video(gt_dir, pred_dir, v)) for v in names]
+    sources = [_FileSource(check_video(gt_dir, pred_dir, v, extra_frames)) for v in names]
     meta_videos, meta_path = load_meta(meta)
 
     def mose_ids_of(source):

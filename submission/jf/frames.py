@@ -69,8 +69,15 @@ def list_videos(gt_root: str | os.PathLike, videos: Iterable[str] | None = None,
     return names
 
 
-def check_video(gt_root: str | os.PathLike, pred_root: str | os.PathLike, name: str) -> VideoFiles:
-    """Both folders exist and hold the same frames (at least 3, since the first and last are not scored)."""
+EXTRA_FRAMES = ("error", "ignore")
+
+
+def check_video(gt_root: str | os.PathLike, pred_root: str | os.PathLike, name: str,
+                extra_frames: str = "error") -> VideoFiles:
+    """Both folders exist and hold the same frames (at least 3, since the first and last are not scored).
+
+    ``extra_frames="ignore"``: predicted frames without ground truth are not scored (predictions on every frame
+    against sparse ground truth: YouTube-VOS, SA-V's 6 fps annotations of 24 fps videos)."""
     gt_dir, pred_dir = Path(gt_root) / name, Path(pred_root) / name
     if not gt_dir.is_dir():
         raise EvaluationError(f"no ground truth for video {name!r}", gt_dir,
@@ -89,10 +96,11 @@ def check_video(gt_root: str | os.PathLike, pred_root: str | os.PathLike, name: 
         raise EvaluationError(f"predicted frame missing{more}", pred_dir / missing[0],
                               "write a PNG for every annotated frame")
     extra = sorted(pred_frames - set(gt_frames))
-    if extra:
+    if extra and extra_frames != "ignore":
         more = f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""
         raise EvaluationError(f"predicted frame has no ground-truth counterpart{more}", pred_dir / extra[0],
-                              "frame names must match the annotation file names; remove stray files")
+                              "frame names must match the annotation file names; remove stray files, or pass "
+                              "--extra-frames ignore when the ground truth is sparse")
     return VideoFiles(name, gt_dir, pred_dir, tuple(gt_frames))
 
 

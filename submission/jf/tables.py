@@ -85,8 +85,8 @@ class Result:
     def summary(self) -> str:
         n_vid = self.per_video.shape[0]
         n_frames = int(self.per_frame.groupby("video")["frame"].nunique().sum()) if len(self.per_frame) else 0
-        lines = [f"J&F evaluation (scores in %): {n_vid} videos, {len(self.per_object)} objects, {n_frames} scored "
-                 "frames"
+        lines = [f"J&F evaluation (scores in %): {_n(n_vid, 'video')}, {_n(len(self.per_object), 'object')}, "
+                 f"{_n(n_frames, 'scored frame')}"
                  + (" (strict compatibility)" if self.strict_compat else "")]
         for p in self.protocols:
             g = self.global_[p]
@@ -99,7 +99,7 @@ class Result:
                         f"  disappear J&Fdot {pc('disappear_J&Fdot')}  reappear J&Fdot {pc('reappear_J&Fdot')}")
             else:
                 text = f"J&F {pc('J&F')}  J {pc('J')}  F {pc('F')}"
-            lines.append(f"  {p:<14} {text}  [{g['n_objects']} objects]")
+            lines.append(f"  {p:<14} {text}  [{_n(g['n_objects'], 'object')}]")
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -125,6 +125,10 @@ class Result:
         put("per_frame.csv", self.per_frame.to_csv(index=False, float_format="%.10g"))
         put("summary.txt", self.summary() + "\n")
         return paths
+
+
+def _n(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
 def _jsonable(obj):

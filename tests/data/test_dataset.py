@@ -84,7 +84,9 @@ def test_youtube_style_objects_appear_later(tmp_path):
 
 def test_first_frame_mode_ignores_later_objects(tmp_path):
     root = make_root(tmp_path, videos=("v",), n=4, ann_frames=(0, 2), ids_per_frame={0: [1], 2: [1, 3]})
-    assert VOSDataset(root)["v"].first_given == {1: 0}
+    from data.dataset import LaterObjectsWarning
+    with pytest.warns(LaterObjectsWarning, match=r"objects 3 \(frame 00002\)"):
+        assert VOSDataset(root)["v"].first_given == {1: 0}
 
 
 def test_annotation_size_mismatch(tmp_path):

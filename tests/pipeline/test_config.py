@@ -164,7 +164,7 @@ def test_member_problems_of_every_model_are_reported_before_any_inference(tmp_pa
                      "1024, 1280), got 1040",
                      "member[2].preset: 'fastest' is not one of",
                      "member[3].model: unknown model 'xmem' (known models: cutie, sam2)",
-                     "4 problem(s)"):
+                     "4 problems"):
         assert expected in err, (expected, err)
     assert not (tmp_path / "run").exists()       # nothing ran, nothing was written
 
@@ -211,5 +211,5 @@ def test_a_bad_sweep_grid_is_a_config_problem_before_any_inference(tmp_path, cap
                    '[sweep]\nweights = ["1,2,3"]\n')
     assert main(["run", str(cfg)]) == 2
     err = capsys.readouterr().err
-    assert "sweep: " in err and "1 problem(s)" in err, err
+    assert "sweep: " in err and "1 problem in the config" in err, err
     assert not (tmp_path / "run" / "stores").exists()

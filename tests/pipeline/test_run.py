@@ -113,12 +113,16 @@ def test_rerun_skips_finished_work(reference, material):
     cfg, _, _ = reference
     run = material[0] / "reference"
     before = outputs(run)
+    timings = (run / "timings.json").read_text()
     lines = []
     t0 = time.perf_counter()
     run_experiment(cfg, echo=lines.append)
     assert outputs(run) == before
     text = "\n".join(lines)
-    assert text.count("all 2 videos already complete") == 3 and "[fuse] complete, skipped" in text
+    assert text.count("complete, skipped") == 6 and "[fuse] complete, skipped" in text
+    for stage in ("[fuse]", "[submit]", "[evaluate]"):  # each stage says once that it had nothing to do
+        assert sum(line.startswith(stage) for line in lines) == 1, (stage, lines)
+    assert (run / "timings.json").read_text() == timings  # the skipped stages keep the times they took
     assert time.perf_counter() - t0 < 60
 
 
@@ -179,7 +183,7 @@ def test_config_errors_stop_before_any_work(material, tmp_path):
     p = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", str(cfg)], cwd=REPO, capture_output=True,
                        text=True)
     assert p.returncode == 2
-    for key in ("member[0].checkpoint", "member[0].image_size", "fusion.mode", "3 problem(s)"):
+    for key in ("member[0].checkpoint", "member[0].image_size", "fusion.mode", "3 problems"):
         assert key in p.stderr, (key, p.stderr)
     assert not (tmp_path / "out").exists()
 
