@@ -25,6 +25,7 @@ COMMANDS = {
     "report": "pipeline.commands.report:report",
     "checkpoints": "pipeline.commands.checkpoints:checkpoints",
     "launch-infer": "pipeline.commands.launch:command",
+    "data": "pipeline.commands.data:data",
 }
 
 

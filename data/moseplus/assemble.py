@@ -1,0 +1,462 @@
+"""Assemble MOSE+: MOSE train plus the difficult clips of other datasets, in MOSE's layout.
+
+Two passes. The scan decodes the annotations of every source video once (subsampled to ``target_fps``), cuts
+it into segments of at most ``max_frames`` and measures each segment's difficulty (:mod:`.stats`); a source's
+scan is cached under ``<out>/.moseplus/scan/``. Selection ranks a source's segments by the number of criteria
+met (ties broken by a seeded hash of the name, so the choice is reproducible) and keeps them up to the source's
+quota. The write pass then copies each chosen segment into ``JPEGImages/<clip>/`` and ``Annotations/<clip>/``
+(frames renumbered ``00000.jpg``.., object ids remapped to 1..K in order of appearance), building it in a
+staging folder and moving it into place, then recording a marker: a killed run resumes at the first clip
+without a marker, and a clip is never seen half-written.
+
+The local validation split never leaks in: a video whose name is on the list is skipped at the scan, and every
+frame written is compared with the validation frames, by file hash and by decoded-pixel hash; a clip holding
+such a frame is rejected and the next candidate of its source takes its place.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..dataset import VOSDataset, read_split_file
+from ..errors import DatasetError, MassegError
+from ..labels import encode_labels
+from . import stats as S
+from .sources import Source, SourceClip, safe_name
+
+WORK = ".moseplus"
+SCAN_VERSION = 1
+HIST_MEASURES = ("crowding", "small_share", "overlap_frac", "area_drops", "reappearances", "objects")
+CSV_COLUMNS = ("clip", "source", "video", "first_frame", "last_frame", "frames", "step", *S.MEASURES,
+               "criteria", "score", "status", "reason")
+
+
+def _sha(data) -> str:
+    if not isinstance(data, (bytes, bytearray)):
+        data = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(data).hexdigest()
+
+
+def _pixel_hash(arr: np.ndarray) -> str:
+    h = hashlib.sha256(repr(arr.shape).encode())
+    h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Atomic write, file mode from the user's umask (mkstemp would make it 0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+@dataclass
+class ValGuard:
+    names: set[str]
+    file_hashes: set[str] = field(default_factory=set)
+    pixel_hashes: set[str] = field(default_factory=set)
+    key: str = ""
+
+    def frame_hit(self, data: bytes, pixels: np.ndarray) -> str | None:
+        if hashlib.sha256(data).hexdigest() in self.file_hashes:
+            return "val split (frame file hash)"
+        if _pixel_hash(pixels) in self.pixel_hashes:
+            return "val split (frame pixel hash)"
+        return None
+
+
+def load_val_guard(cfg: dict, work: Path, progress: bool) -> ValGuard:
+    split = Path(cfg["val"]["split"])
+    names = read_split_file(split)
+    root = cfg["val"]["root"]
+    if root is None:
+        if (split.parent / "JPEGImages").is_dir():
+            root = str(split.parent)
+        else:
+            raise DatasetError("cannot hash the validation frames: no val.root and no JPEGImages/ beside the list",
+                               split, "set val.root to the dataset the list was carved from")
+    ds = VOSDataset(root, split, objects_from="first_frame")
+    files = []
+    for v in names:
+        video = ds[v]
+        files += [video.image_dir / f for f in video.frame_files]
+    key = _sha([str(split.resolve()), _sha(split.read_bytes()), [(str(f), f.stat().st_size) for f in files]])
+    cache = work / "val_hashes.json"
+    got = _read_json(cache)
+    if isinstance(got, dict) and got.get("key") == key:
+        return ValGuard(set(names), set(got["files"]), set(got["pixels"]), key)
+    fh, ph = set(), set()
+    from tqdm import tqdm
+    for f in tqdm(files, desc="hash val frames", unit="frame", disable=not progress, leave=False):
+        data = f.read_bytes()
+        fh.add(hashlib.sha256(data).hexdigest())
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                ph.add(_pixel_hash(np.asarray(im.convert("RGB"))))
+        except Exception as exc:
+            raise DatasetError(f"unreadable validation frame ({exc})", f) from None
+    _write(cache, json.dumps({"key": key, "files": sorted(fh), "pixels": sorted(ph)}).encode())
+    return ValGuard(set(names), fh, ph, key)
+
+
+def _segments(n_frames: int, step: int, max_frames: int, min_frames: int) -> list[list[int]]:
+    idx = list(range(0, n_frames, step))
+    if max_frames and len(idx) > max_frames:
+        chunks = [idx[i:i + max_frames] for i in range(0, len(idx), max_frames)]
+    else:
+        chunks = [idx]
+    return [c for c in chunks if len(c) >= min_frames]
+
+
+def _step(fps, target: float) -> int:
+    if not target or not fps:
+        return 1
+    return max(1, int(round(float(fps) / target)))
+
+
+def _object_order(infos: list[dict]) -> list[int]:
+    first: dict[int, int] = {}
+    for t, f in enumerate(infos):
+        for o in f:
+            first.setdefault(o, t)
+    return sorted(first, key=lambda o: (first[o], o))
+
+
+def scan_source(src_cfg: dict, cfg: dict, guard: ValGuard, work: Path, progress: bool) -> list[dict]:
+    """Candidate segments of one source with their measures (cached by config + validation list)."""
+    key = _sha({"v": SCAN_VERSION, "source": src_cfg, "target_fps": cfg["target_fps"],
+                "val": sorted(guard.names)})
+    cache = work / "scan" / f"{safe_name(src_cfg['name'])}.json"
+    got = _read_json(cache)
+    if isinstance(got, dict) and got.get("key") == key:
+        return got["rows"]
+    source = Source(src_cfg)
+    sel = src_cfg["selection"]
+    rows = []
+    from tqdm import tqdm
+    for video in tqdm(source.videos(), desc=f"scan {src_cfg['name']}", unit="video", disable=not progress,
+                      leave=False):
+        base = safe_name(src_cfg["prefix"] + video)
+        if video in guard.names or base in guard.names:
+            rows.append({"clip": base, "source": src_cfg["name"], "video": video, "status": "excluded",
+                         "reason": "val split (name)"})
+            continue
+        clip = source.clip(video)
+        step = _step(clip.fps, cfg["target_fps"])
+        segs = _segments(len(clip), step, src_cfg["max_frames"], src_cfg["min_frames"])
+        if not segs:
+            rows.append({"clip": base, "source": src_cfg["name"], "video": video, "status": "excluded",
+                         "reason": f"fewer than {src_cfg['min_frames']} frames"})
+            continue
+        needed = sorted({i for s in segs for i in s})
+        infos, area = {}, None
+        for i in needed:
+            lab = clip.labels(i)
+            area = lab.shape[0] * lab.shape[1]
+            infos[i] = S.frame_info(lab)
+        for k, seg in enumerate(segs):
+            name = base if len(segs) == 1 else f"{base}_s{k:02d}"
+            seg_infos = [infos[i] for i in seg]
+            m = S.measure(seg_infos, area, sel)
+            met = S.criteria(m, sel)
+            order = _object_order(seg_infos)
+            row = {"clip": name, "source": src_cfg["name"], "video": video,
+                   "first_frame": clip.frame_names[seg[0]], "last_frame": clip.frame_names[seg[-1]],
+                   "frames": len(seg), "step": step, **m, "criteria": "+".join(met), "score": len(met),
+                   "frame_idx": seg, "object_ids": order[:255], "status": "candidate", "reason": ""}
+            if not order:
+                row.update(status="excluded", reason="no object")
+            elif name in guard.names:
+                row.update(status="excluded", reason="val split (name)")
+            rows.append(row)
+    _write(cache, json.dumps({"key": key, "rows": rows}).encode())
+    return rows
+
+
+def rank(rows: list[dict], src_cfg: dict, seed: int) -> list[dict]:
+    """Eligible candidates of a source, best first."""
+    cands = [r for r in rows if r["status"] == "candidate"]
+    if src_cfg["select"] == "all":
+        return sorted(cands, key=lambda r: r["clip"])
+    need = int(src_cfg["selection"]["min_criteria"])
+    for r in cands:
+        if r["score"] < need:
+            r.update(status="not selected", reason=f"meets {r['score']} of {need} criteria needed")
+    cands = [r for r in cands if r["status"] == "candidate"]
+    return sorted(cands, key=lambda r: (-r["score"], _sha(f"{seed}:{r['clip']}".encode()), r["clip"]))
+
+
+def write_clip(clip: SourceClip, row: dict, out: Path, work: Path, guard: ValGuard, quality: int) -> str | None:
+    """Write one segment (staged, then moved into place). Returns a rejection reason or None."""
+    name = row["clip"]
+    stage = work / "staging" / name
+    if stage.exists():
+        shutil.rmtree(stage)
+    (stage / "JPEGImages").mkdir(parents=True)
+    (stage / "Annotations").mkdir()
+    ids = row["object_ids"]
+    try:
+        for k, i in enumerate(row["frame_idx"]):
+            src = clip.image_paths[i]
+            try:
+                data = src.read_bytes()
+            except FileNotFoundError:
+                raise DatasetError("frame missing", src, "re-extract the frames of this video") from None
+            try:
+                with Image.open(io.BytesIO(data)) as im:
+                    rgb = im.convert("RGB")
+            except Exception as exc:
+                raise DatasetError(f"unreadable frame ({exc})", src, "replace the corrupt frame") from None
+            pixels = np.asarray(rgb)
+            hit = guard.frame_hit(data, pixels)
+            if hit:
+                shutil.rmtree(stage)
+                return f"{hit}: {src.name}"
+            lab = clip.labels(i)
+            if lab.shape != pixels.shape[:2]:
+                raise DatasetError(f"frame is {pixels.shape[1]}x{pixels.shape[0]} but its annotation is "
+                                   f"{lab.shape[1]}x{lab.shape[0]}", src, "frames and masks must have one size")
+            stem = f"{k:05d}"
+            if data[:2] == b"\xff\xd8":
+                (stage / "JPEGImages" / f"{stem}.jpg").write_bytes(data)
+            else:
+                buf = io.BytesIO()
+                rgb.save(buf, format="JPEG", quality=quality)
+                (stage / "JPEGImages" / f"{stem}.jpg").write_bytes(buf.getvalue())
+            new = np.zeros(lab.shape, np.uint8)
+            for j, old in enumerate(ids, 1):
+                new[lab == old] = j
+            (stage / "Annotations" / f"{stem}.png").write_bytes(encode_labels(new))
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    for sub in ("JPEGImages", "Annotations"):
+        dest = out / sub / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(stage / sub, dest)
+    stage.rmdir()
+    return None
+
+
+@dataclass
+class Summary:
+    out: Path
+    admitted: dict[str, int]
+    base_sources: list[str]
+    written: int
+    resumed: int
+    excluded_name: int
+    excluded_hash: int
+    rows: list[dict]
+
+    def line(self) -> str:
+        total = sum(self.admitted.values())
+        base = sum(self.admitted.get(s, 0) for s in self.base_sources)
+        extra = ", ".join(f"{s} {n}" for s, n in self.admitted.items() if s not in self.base_sources) or "none"
+        return (f"MOSE+: {total} clips ({base} from {'+'.join(self.base_sources) or 'no base source'}; extra: "
+                f"{extra}); {self.written} written, {self.resumed} already done; kept out as validation: "
+                f"{self.excluded_name} by name, {self.excluded_hash} by frame hash -> {self.out}")
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test.{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise MassegError(f"output folder is not writable ({exc.strerror})", out, "pass a writable --out") from None
+
+
+def assemble(cfg: dict, out: str | os.PathLike, progress: bool = True) -> Summary:
+    from tqdm import tqdm
+
+    out = Path(out)
+    _check_writable(out)
+    work = out / WORK
+    work.mkdir(exist_ok=True)
+    guard = load_val_guard(cfg, work, progress)
+    all_rows: list[dict] = []
+    plans = []
+    for src_cfg in cfg["sources"]:
+        rows = scan_source(src_cfg, cfg, guard, work, progress)
+        all_rows += rows
+        plans.append((src_cfg, rank(rows, src_cfg, cfg["seed"])))
+    seen: dict[str, str] = {}
+    for r in all_rows:
+        if r["clip"] in seen and r.get("status") != "excluded":
+            raise MassegError(f"clip name {r['clip']!r} comes from sources {seen[r['clip']]!r} and "
+                              f"{r['source']!r}", None, "give one of them a different prefix")
+        seen[r["clip"]] = r["source"]
+
+    planned = sum(min(len(c), s["quota"]) if s["quota"] else len(c) for s, c in plans)
+    done_dir = work / "done"
+    written = resumed = 0
+    admitted: dict[str, int] = {}
+    with tqdm(total=planned, desc="write clips", unit="clip", disable=not progress) as bar:
+        for src_cfg, cands in plans:
+            source = Source(src_cfg)
+            n = 0
+            for r in cands:
+                if src_cfg["quota"] and n >= src_cfg["quota"]:
+                    r.update(status="not selected", reason="source quota reached")
+                    continue
+                fp = _sha({"source": src_cfg, "row": {k: r[k] for k in ("video", "frame_idx", "object_ids")},
+                           "quality": cfg["jpeg_quality"], "val": guard.key})
+                marker = done_dir / f"{r['clip']}.json"
+                got = _read_json(marker)
+                if (isinstance(got, dict) and got.get("key") == fp
+                        and (got["status"] != "admitted" or (out / "Annotations" / r["clip"]).is_dir())):
+                    status, reason = got["status"], got["reason"]
+                    resumed += status == "admitted"
+                else:
+                    reason = write_clip(source.clip(r["video"]), r, out, work, guard, cfg["jpeg_quality"])
+                    status = "rejected" if reason else "admitted"
+                    reason = reason or ""
+                    _write(marker, json.dumps({"key": fp, "status": status, "reason": reason}).encode())
+                    written += status == "admitted"
+                r.update(status=status, reason=reason)
+                if status == "admitted":
+                    n += 1
+                    bar.update(1)
+            admitted[src_cfg["name"]] = n
+    _remove_stale(out, done_dir, {r["clip"] for r in all_rows if r["status"] == "admitted"})
+    shutil.rmtree(work / "staging", ignore_errors=True)
+
+    names = sorted(r["clip"] for r in all_rows if r["status"] == "admitted")
+    _write(out / "moseplus.txt", "".join(f"{n}\n" for n in names).encode())
+    base = [s["name"] for s in cfg["sources"] if s["select"] == "all"]
+    write_tables(all_rows, base, out / "stats")
+    summary = Summary(out, admitted, base, written, resumed,
+                      sum(r["reason"] == "val split (name)" for r in all_rows),
+                      sum(r["status"] == "rejected" and r["reason"].startswith("val split") for r in all_rows),
+                      all_rows)
+    return summary
+
+
+def _remove_stale(out: Path, done_dir: Path, keep: set[str]) -> None:
+    """Clips an earlier run of this folder admitted that this config does not: removed with their markers."""
+    if not done_dir.is_dir():
+        return
+    for marker in sorted(done_dir.glob("*.json")):
+        name = marker.stem
+        if name in keep:
+            continue
+        for sub in ("JPEGImages", "Annotations"):
+            shutil.rmtree(out / sub / name, ignore_errors=True)
+        marker.unlink()
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return "" if v is None else str(v)
+
+
+def write_tables(rows: list[dict], base_sources: list[str], folder: Path) -> dict[str, Path]:
+    """clips.csv (every candidate, fractions), clips.md (summary + admitted clips), histograms.png."""
+    rows = sorted(rows, key=lambda r: (r["source"], r["clip"]))
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for r in rows:
+        w.writerow([_fmt(r.get(c)) for c in CSV_COLUMNS])
+    paths = {"csv": folder / "clips.csv", "md": folder / "clips.md", "png": folder / "histograms.png"}
+    _write(paths["csv"], buf.getvalue().encode())
+
+    admitted = [r for r in rows if r["status"] == "admitted"]
+    mose = [r for r in admitted if r["source"] in base_sources]
+    lines = ["# MOSE+ clip statistics", "",
+             "Measures per clip (see `data/moseplus/stats.py`): crowding = objects visible per frame; "
+             "small share = smallest per-object median area, in % of the frame; overlap = % of frames where two "
+             "objects' boxes overlap; drops = sudden area losses (partial occlusion); reappear = objects that "
+             "come back after vanishing.", "",
+             "| source | videos | candidates | admitted | kept out: val name | val frame hash | other |",
+             "|---|---|---|---|---|---|---|"]
+    for src in sorted({r["source"] for r in rows}):
+        rs = [r for r in rows if r["source"] == src]
+        lines.append(f"| {src} | {len({r['video'] for r in rs})} | {sum('frames' in r for r in rs)} | "
+                     f"{sum(r['status'] == 'admitted' for r in rs)} | "
+                     f"{sum(r['reason'] == 'val split (name)' for r in rs)} | "
+                     f"{sum(r['status'] == 'rejected' for r in rs)} | "
+                     f"{sum(r['status'] in ('excluded', 'not selected') and r['reason'] != 'val split (name)' for r in rs)} |")
+    lines += ["", "| set | clips | frames | crowding | small share % | overlap % | drops | reappear | "
+              + " | ".join(f"{c} %" for c in S.CRITERIA) + " |", "|---" * (8 + len(S.CRITERIA)) + "|"]
+    for label, rs in (("MOSE", mose), ("MOSE+", admitted)):
+        if not rs:
+            lines.append(f"| {label} | 0 |" + " |" * (7 + len(S.CRITERIA)))
+            continue
+        mean = lambda k: float(np.mean([r[k] for r in rs]))  # noqa: E731
+        crit = [100.0 * sum(c in r["criteria"].split("+") for r in rs) / len(rs) for c in S.CRITERIA]
+        lines.append(f"| {label} | {len(rs)} | {sum(r['frames'] for r in rs)} | {mean('crowding'):.2f} | "
+                     f"{100 * mean('small_share'):.2f} | {100 * mean('overlap_frac'):.2f} | {mean('area_drops'):.2f} | "
+                     f"{mean('reappearances'):.2f} | " + " | ".join(f"{c:.2f}" for c in crit) + " |")
+    lines += ["", "## Admitted clips", "",
+              "| clip | source | video | frames | objects | crowding | small share % | overlap % | drops | reappear | criteria |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in admitted:
+        lines.append(f"| {r['clip']} | {r['source']} | {r['video']} | {r['frames']} | {r['objects']} | "
+                     f"{r['crowding']:.2f} | {100 * r['small_share']:.2f} | {100 * r['overlap_frac']:.2f} | "
+                     f"{r['area_drops']} | {r['reappearances']} | {r['criteria'] or '-'} |")
+    _write(paths["md"], ("\n".join(lines) + "\n").encode())
+    _write(paths["png"], histograms(mose, admitted))
+    return paths
+
+
+def histograms(mose: list[dict], plus: list[dict]) -> bytes:
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(12, 6.5), dpi=80)
+    titles = {"crowding": "objects visible per frame", "small_share": "smallest object (% of frame)",
+              "overlap_frac": "frames with overlapping boxes (%)", "area_drops": "area drops (occlusion)",
+              "reappearances": "reappearances", "objects": "objects per clip"}
+    scale = {"small_share": 100.0, "overlap_frac": 100.0}
+    for k, m in enumerate(HIST_MEASURES):
+        ax = fig.add_subplot(2, 3, k + 1)
+        a = np.array([r[m] for r in mose], float) * scale.get(m, 1.0)
+        b = np.array([r[m] for r in plus], float) * scale.get(m, 1.0)
+        both = np.concatenate([a, b]) if len(a) + len(b) else np.zeros(1)
+        lo, hi = float(both.min()), float(both.max())
+        bins = np.linspace(lo, hi if hi > lo else lo + 1.0, 21)
+        ax.hist(b, bins=bins, alpha=0.55, label=f"MOSE+ ({len(b)})", color="tab:orange")
+        ax.hist(a, bins=bins, alpha=0.55, label=f"MOSE ({len(a)})", color="tab:blue")
+        ax.set_title(titles[m], fontsize=10)
+        ax.set_ylabel("clips", fontsize=8)
+        ax.tick_params(labelsize=8)
+        if k == 0:
+            ax.legend(fontsize=8)
+    fig.suptitle("Difficulty measures: MOSE alone vs MOSE+")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return buf.getvalue()
