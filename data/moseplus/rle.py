@@ -8,6 +8,7 @@ differences) and must be non-negative and sum to height*width; only then does py
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
@@ -83,4 +84,6 @@ def decode(rle: dict, path: str | os.PathLike, what: str, size: tuple[int, int] 
             raise ValueError(f"counts is a {type(counts).__name__}")
     except (ValueError, UnicodeError) as exc:
         raise DatasetError(f"corrupt RLE for {what} ({exc})", path, "re-download or re-export the annotation file") from None
-    return _mask_utils().decode(obj).astype(bool)
+    with warnings.catch_warnings():  # pycocotools' NumPy 2 copy-keyword deprecation, harmless here
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return _mask_utils().decode(obj).astype(bool)

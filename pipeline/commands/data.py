@@ -24,7 +24,8 @@ def data():
 @click.option("--no-progress", is_flag=True, help="no progress bars")
 def moseplus(config_path, out, no_progress):
     """Assemble MOSE+ in MOSE layout; resumable (rerun continues), deterministic for a given config and seed."""
-    from data.moseplus import assemble, load_config
+    from data.moseplus.assemble import assemble
+    from data.moseplus.config import load_config
 
     cfg = load_config(config_path)
     summary = assemble(cfg, out, progress=not no_progress)
