@@ -5,7 +5,8 @@ it into segments of at most ``max_frames`` and measures each segment's difficult
 scan is cached under ``<out>/.moseplus/scan/``. Selection ranks a source's segments by the number of criteria
 met (ties broken by a seeded hash of the name, so the choice is reproducible) and keeps them up to the source's
 quota. The write pass then copies each chosen segment into ``JPEGImages/<clip>/`` and ``Annotations/<clip>/``
-(frames renumbered ``00000.jpg``.., object ids remapped to 1..K in order of appearance), building it in a
+(frames renumbered ``00000.jpg``.., object ids remapped to 1..K in order of appearance; past 255 objects the
+later ones are left out, the label maps being 8-bit), building it in a
 staging folder and moving it into place, then recording a marker: a killed run resumes at the first clip
 without a marker, and a clip is never seen half-written.
 
@@ -334,7 +335,8 @@ def assemble(cfg: dict, out: str | os.PathLike, progress: bool = True) -> Summar
                 marker = done_dir / f"{r['clip']}.json"
                 got = _read_json(marker)
                 if (isinstance(got, dict) and got.get("key") == fp
-                        and (got["status"] != "admitted" or (out / "Annotations" / r["clip"]).is_dir())):
+                        and (got["status"] != "admitted" or all((out / sub / r["clip"]).is_dir()
+                                                                for sub in ("JPEGImages", "Annotations")))):
                     status, reason = got["status"], got["reason"]
                     resumed += status == "admitted"
                 else:
@@ -348,7 +350,7 @@ def assemble(cfg: dict, out: str | os.PathLike, progress: bool = True) -> Summar
                     n += 1
                     bar.update(1)
             admitted[src_cfg["name"]] = n
-    _remove_stale(out, done_dir, {r["clip"] for r in all_rows if r["status"] == "admitted"})
+    _remove_stale(out, done_dir, {r["clip"] for r in all_rows if r["status"] in ("admitted", "rejected")})
     shutil.rmtree(work / "staging", ignore_errors=True)
 
     names = sorted(r["clip"] for r in all_rows if r["status"] == "admitted")
