@@ -8,7 +8,8 @@ quota. The write pass then copies each chosen segment into ``JPEGImages/<clip>/`
 (frames renumbered ``00000.jpg``.., object ids remapped to 1..K in order of appearance; past 255 objects the
 later ones are left out, the label maps being 8-bit), building it in a
 staging folder and moving it into place, then recording a marker: a killed run resumes at the first clip
-without a marker, and a clip is never seen half-written.
+without a marker, and a clip is never seen half-written. (A scan is reused while the config and the annotation
+files' names, sizes and times are unchanged; a written clip while its config and frame list are.)
 
 The local validation split never leaks in: a video whose name is on the list is skipped at the scan, and every
 frame written is compared with the validation frames, by file hash and by decoded-pixel hash; a clip holding
@@ -151,13 +152,13 @@ def _object_order(infos: list[dict]) -> list[int]:
 
 def scan_source(src_cfg: dict, cfg: dict, guard: ValGuard, work: Path, progress: bool) -> list[dict]:
     """Candidate segments of one source with their measures (cached by config + validation list)."""
+    source = Source(src_cfg)
     key = _sha({"v": SCAN_VERSION, "source": src_cfg, "target_fps": cfg["target_fps"],
-                "val": sorted(guard.names)})
+                "val": sorted(guard.names), "files": source.fingerprint()})
     cache = work / "scan" / f"{safe_name(src_cfg['name'])}.json"
     got = _read_json(cache)
     if isinstance(got, dict) and got.get("key") == key:
         return got["rows"]
-    source = Source(src_cfg)
     sel = src_cfg["selection"]
     rows = []
     from tqdm import tqdm

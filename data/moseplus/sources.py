@@ -139,6 +139,36 @@ class Source:
     def clip(self, video: str) -> SourceClip:
         return getattr(self, f"_clip_{self.format}")(video)
 
+    def fingerprint(self) -> list:
+        """Names, sizes and times of the annotation files: a cached scan is reused only while they are unchanged."""
+        def stat(p: Path):
+            try:
+                st = p.stat()
+            except OSError:
+                return [str(p), None]
+            return [str(p), st.st_size, st.st_mtime_ns]
+
+        if self.format in ("ovis", "burst"):
+            return [stat(self._path("annotations"))]
+        if self.format == "sav":
+            root = self._path("root")
+            return [stat(root / n) for n in sorted(os.listdir(root)) if n.endswith(".json")] if root.is_dir() else []
+        out = []
+        if self.format == "png":
+            _, ann = self._png_dirs()
+            if self.cfg.get("split"):
+                out.append(stat(Path(self.cfg["split"])))
+        else:
+            ann = self._path("root") / "Annotations"
+            out.append(stat(self._path("meta", required=False) or self._path("root") / "meta.json")
+                       if self.format == "youtubevos" or self.cfg.get("meta") else
+                       [stat(p) for p in sorted(self._path("root").glob("*_meta.json"))])
+        for entry in sorted(os.scandir(ann), key=lambda e: e.name) if ann.is_dir() else []:
+            if entry.is_dir():
+                out.append([entry.name, sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns)
+                                               for f in os.scandir(entry.path))])
+        return out
+
     def clips(self) -> Iterator[SourceClip]:
         for v in self.videos():
             yield self.clip(v)

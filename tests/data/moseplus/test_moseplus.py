@@ -243,3 +243,18 @@ def test_config_problems_are_one_line(built, tmp_path, capsys):
     assert "sources[1] (ytvos).format" in text and "bogus: unknown key" in text and "val.split is required" in text
     rc, cap = _run_cli(raw, tmp_path, capsys)
     _one_line_error(rc, cap, "problem(s) in the config")
+
+
+def test_changed_annotations_are_rescanned(built, tmp_path):
+    cfg = _copy(built, tmp_path)
+    out = tmp_path / "o"
+    A.assemble(check_config(cfg), out, progress=False)
+    assert "ytvos_yt_plain" not in (out / "moseplus.txt").read_text().split()
+    # the plain YouTube-VOS clip gains a small second object on every annotated frame
+    ann = tmp_path / "src" / "YouTubeVOS" / "train" / "Annotations" / "yt_plain"
+    for png in sorted(ann.iterdir()):
+        lab = read_labels(png).astype(np.int32)
+        lab[40:43, 60:63] = 2
+        synth.put_png_labels(png, lab)
+    A.assemble(check_config(cfg), out, progress=False)
+    assert "ytvos_yt_plain" in (out / "moseplus.txt").read_text().split()
