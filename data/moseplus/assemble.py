@@ -80,17 +80,18 @@ def _read_json(path: Path):
 
 @dataclass
 class ValGuard:
+    """The validation split: names, and hashes of its frames (file bytes; decoded pixels, by frame size)."""
     names: set[str]
     file_hashes: set[str] = field(default_factory=set)
     pixel_hashes: set[str] = field(default_factory=set)
+    sizes: set[tuple[int, int]] = field(default_factory=set)
     key: str = ""
 
-    def frame_hit(self, data: bytes, pixels: np.ndarray) -> str | None:
-        if hashlib.sha256(data).hexdigest() in self.file_hashes:
-            return "val split (frame file hash)"
-        if _pixel_hash(pixels) in self.pixel_hashes:
-            return "val split (frame pixel hash)"
-        return None
+    def file_hit(self, data: bytes) -> str | None:
+        return "val split (frame file hash)" if hashlib.sha256(data).hexdigest() in self.file_hashes else None
+
+    def pixel_hit(self, pixels: np.ndarray) -> str | None:
+        return "val split (frame pixel hash)" if _pixel_hash(pixels) in self.pixel_hashes else None
 
 
 def load_val_guard(cfg: dict, work: Path, progress: bool) -> ValGuard:
@@ -112,19 +113,22 @@ def load_val_guard(cfg: dict, work: Path, progress: bool) -> ValGuard:
     cache = work / "val_hashes.json"
     got = _read_json(cache)
     if isinstance(got, dict) and got.get("key") == key:
-        return ValGuard(set(names), set(got["files"]), set(got["pixels"]), key)
-    fh, ph = set(), set()
+        return ValGuard(set(names), set(got["files"]), set(got["pixels"]), {tuple(x) for x in got["sizes"]}, key)
+    fh, ph, sizes = set(), set(), set()
     from tqdm import tqdm
     for f in tqdm(files, desc="hash val frames", unit="frame", disable=not progress, leave=False):
         data = f.read_bytes()
         fh.add(hashlib.sha256(data).hexdigest())
         try:
             with Image.open(io.BytesIO(data)) as im:
-                ph.add(_pixel_hash(np.asarray(im.convert("RGB"))))
+                arr = np.asarray(im.convert("RGB"))
         except Exception as exc:
             raise DatasetError(f"unreadable validation frame ({exc})", f) from None
-    _write(cache, json.dumps({"key": key, "files": sorted(fh), "pixels": sorted(ph)}).encode())
-    return ValGuard(set(names), fh, ph, key)
+        ph.add(_pixel_hash(arr))
+        sizes.add(arr.shape[:2])
+    _write(cache, json.dumps({"key": key, "files": sorted(fh), "pixels": sorted(ph),
+                              "sizes": sorted(sizes)}).encode())
+    return ValGuard(set(names), fh, ph, sizes, key)
 
 
 def _segments(n_frames: int, step: int, max_frames: int, min_frames: int) -> list[list[int]]:
@@ -230,22 +234,31 @@ def write_clip(clip: SourceClip, row: dict, out: Path, work: Path, guard: ValGua
                 data = src.read_bytes()
             except FileNotFoundError:
                 raise DatasetError("frame missing", src, "re-extract the frames of this video") from None
+            hit = guard.file_hit(data)
+            is_jpeg = data[:2] == b"\xff\xd8"
             try:
                 with Image.open(io.BytesIO(data)) as im:
-                    rgb = im.convert("RGB")
+                    size = (im.height, im.width)
+                    # full pixels only where they could equal a validation frame or need re-encoding; else a
+                    # 1/8-scale JPEG decode, which still reads the whole stream (truncated/corrupt -> error)
+                    if (size in guard.sizes or not is_jpeg) and not hit:
+                        rgb = im.convert("RGB")
+                    else:
+                        rgb = None
+                        im.draft("RGB", (max(1, im.width // 8), max(1, im.height // 8)))
+                        im.load()
             except Exception as exc:
                 raise DatasetError(f"unreadable frame ({exc})", src, "replace the corrupt frame") from None
-            pixels = np.asarray(rgb)
-            hit = guard.frame_hit(data, pixels)
+            hit = hit or (guard.pixel_hit(np.asarray(rgb)) if rgb is not None and size in guard.sizes else None)
             if hit:
                 shutil.rmtree(stage)
                 return f"{hit}: {src.name}"
             lab = clip.labels(i)
-            if lab.shape != pixels.shape[:2]:
-                raise DatasetError(f"frame is {pixels.shape[1]}x{pixels.shape[0]} but its annotation is "
+            if lab.shape != size:
+                raise DatasetError(f"frame is {size[1]}x{size[0]} but its annotation is "
                                    f"{lab.shape[1]}x{lab.shape[0]}", src, "frames and masks must have one size")
             stem = f"{k:05d}"
-            if data[:2] == b"\xff\xd8":
+            if is_jpeg:
                 (stage / "JPEGImages" / f"{stem}.jpg").write_bytes(data)
             else:
                 buf = io.BytesIO()

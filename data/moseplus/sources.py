@@ -9,9 +9,9 @@ mask for every frame it samples.
 * ``youtubevos``: the same folders plus ``meta.json`` (``videos -> objects -> {category, frames}``); annotations
   every 5th frame, ``JPEGImages`` may hold all frames (``train_all_frames``) or only the annotated ones.
 * ``lvos``: the same folders plus ``<split>_meta.json`` (``videos -> objects -> frame_range{start,end,frame_nums}``).
-* ``sav``: SA-V train, ``<video>_manual.json`` (``masklet``: per annotated frame, per object, a COCO RLE) and the
-  frames extracted by SAM 2's extraction script, ``<frames>/<video>/%05d.jpg`` named by 24 fps frame index;
-  annotations every ``ann_every`` (4) frames.
+* ``sav``: SA-V train, ``[sav_0xx/]<video>_manual.json`` (``masklet``: per annotated frame, per object, a COCO
+  RLE) and the frames extracted by SAM 2's ``sav_frame_extraction_submitit.py``, ``<frames>/<video>/%05d.jpg``
+  named by 24 fps frame index (``fid * sample_rate``); annotations every ``ann_every`` (4) frames.
 * ``ovis``: YouTube-VIS-style JSON (``videos[{id, file_names, height, width}]``, ``annotations[{video_id,
   segmentations: [RLE | null per frame]}]``), frames under ``frames/``.
 * ``burst``: BURST JSON (``sequences[{dataset, seq_name, fps, height, width, annotated_image_paths,
@@ -151,8 +151,7 @@ class Source:
         if self.format in ("ovis", "burst"):
             return [stat(self._path("annotations"))]
         if self.format == "sav":
-            root = self._path("root")
-            return [stat(root / n) for n in sorted(os.listdir(root)) if n.endswith(".json")] if root.is_dir() else []
+            return [stat(p) for _, p in sorted(self._sav_index().items())]
         out = []
         if self.format == "png":
             _, ann = self._png_dirs()
@@ -260,16 +259,31 @@ class Source:
         return _png_clip(self.name, video, root / "JPEGImages" / video, root / "Annotations" / video, self.fps)
 
     # --- SA-V ----------------------------------------------------------------------------------------------------
+    def _sav_index(self) -> dict[str, Path]:
+        """video -> masklet JSON, in ``root`` or its sub-folders (SA-V train ships ``sav_000/`` .. ``sav_055/``)."""
+        if not hasattr(self, "_index"):
+            root = self._path("root")
+            if not root.is_dir():
+                raise DatasetError("SA-V annotation folder not found", root,
+                                   "point root at sav_train/ (or one sav_0xx/ folder of it)")
+            suffix = f"_{self.cfg.get('masklets', 'manual')}.json"
+            index: dict[str, Path] = {}
+            for folder in [root] + sorted(p for p in root.iterdir() if p.is_dir()):
+                for n in sorted(os.listdir(folder)):
+                    if n.endswith(suffix):
+                        video = n[: -len(suffix)]
+                        if video in index:
+                            raise DatasetError(f"video {video} has two masklet files", folder / n,
+                                               f"keep one of it and {index[video]}")
+                        index[video] = folder / n
+            self._index = index
+        return self._index
+
     def _videos_sav(self) -> list[str]:
-        root = self._path("root")
-        kind = self.cfg.get("masklets", "manual")
-        if not root.is_dir():
-            raise DatasetError("SA-V annotation folder not found", root, "point root at the folder of *_manual.json")
-        suffix = f"_{kind}.json"
-        return sorted(n[: -len(suffix)] for n in os.listdir(root) if n.endswith(suffix))
+        return sorted(self._sav_index())
 
     def _clip_sav(self, video: str) -> SourceClip:
-        path = self._path("root") / f"{video}_{self.cfg.get('masklets', 'manual')}.json"
+        path = self._sav_index()[video]
         frames_dir = self._path("frames") / video
         ann_every = int(self.cfg.get("ann_every", 4))
         data = _read_json(path)

@@ -153,7 +153,7 @@ def build(tmp: Path) -> dict:
                "video_width": float(W), "video_resolution": float(H * W), "video_environment": "Indoor",
                "video_split": "train", "masklet": masklet, "masklet_id": list(range(n_obj)),
                "masklet_num": n_obj, "masklet_type": ["manual"] * n_obj}
-        put(sav / f"{vid}_manual.json", json.dumps(doc).encode())
+        put(sav / "sav_000" / f"{vid}_manual.json", json.dumps(doc).encode())
 
     # OVIS (YouTube-VIS-style JSON): a crowded clip at 12 fps, subsampled to 6; one object uses uncompressed RLE
     ov = tmp / "OVIS"

@@ -187,7 +187,7 @@ def _one_line_error(rc, cap, needle):
 
 def test_corrupt_rle_names_the_file(built, tmp_path, capsys):
     cfg = _copy(built, tmp_path)
-    path = tmp_path / "src" / "SA-V" / "sav_train" / "sav_000002_manual.json"
+    path = tmp_path / "src" / "SA-V" / "sav_train" / "sav_000" / "sav_000002_manual.json"
     doc = json.loads(path.read_text())
     doc["masklet"][3][0]["counts"] = doc["masklet"][3][0]["counts"][:-3]  # truncated
     path.write_text(json.dumps(doc))
@@ -258,3 +258,12 @@ def test_changed_annotations_are_rescanned(built, tmp_path):
         synth.put_png_labels(png, lab)
     A.assemble(check_config(cfg), out, progress=False)
     assert "ytvos_yt_plain" in (out / "moseplus.txt").read_text().split()
+
+
+def test_truncated_frame_names_the_file(built, tmp_path, capsys):
+    cfg = _copy(built, tmp_path)
+    frame = tmp_path / "src" / "BURST" / "frames" / "train" / "YFCC100M" / "seq_small" / "frame0004.jpg"
+    frame.write_bytes(frame.read_bytes()[:300])
+    rc, cap = _run_cli(cfg, tmp_path, capsys)
+    _one_line_error(rc, cap, str(frame))
+    assert "unreadable frame" in cap.err
