@@ -23,6 +23,7 @@ import io
 import json
 import os
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -311,7 +312,34 @@ def _check_writable(out: Path) -> None:
         raise MassegError(f"output folder is not writable ({exc.strerror})", out, "pass a writable --out") from None
 
 
-def assemble(cfg: dict, out: str | os.PathLike, progress: bool = True) -> Summary:
+_WORKER: dict = {}
+
+
+def _write_task(run: str, src_cfg: dict, row: dict, out: Path, work: Path, quality: int,
+                guard: ValGuard | None = None):
+    """Write one clip and its marker; in a worker process the source index and the validation hashes are
+    loaded once per run (from the files the main process wrote), not shipped with every task."""
+    if _WORKER.get("run") != run:
+        _WORKER.clear()
+        _WORKER["run"] = run
+    skey = _sha(src_cfg)
+    if skey not in _WORKER:
+        _WORKER[skey] = Source(src_cfg)
+    if guard is None:
+        got = _read_json(work / "val_hashes.json")
+        if _WORKER.get("guard_key") != got["key"]:
+            _WORKER["guard"] = ValGuard(set(), set(got["files"]), set(got["pixels"]),
+                                        {tuple(x) for x in got["sizes"]}, got["key"])
+            _WORKER["guard_key"] = got["key"]
+        guard = _WORKER["guard"]
+    reason = write_clip(_WORKER[skey].clip(row["video"]), row, out, work, guard, quality)
+    status = "rejected" if reason else "admitted"
+    _write(work / "done" / f"{row['clip']}.json",
+           json.dumps({"key": row["_key"], "status": status, "reason": reason or ""}).encode())
+    return status, reason or ""
+
+
+def assemble(cfg: dict, out: str | os.PathLike, progress: bool = True, jobs: int = 1) -> Summary:
     from tqdm import tqdm
 
     out = Path(out)
@@ -336,33 +364,48 @@ def assemble(cfg: dict, out: str | os.PathLike, progress: bool = True) -> Summar
     done_dir = work / "done"
     written = resumed = 0
     admitted: dict[str, int] = {}
+    run = f"{os.getpid()}-{time.time_ns()}"
+    pool = None
+    if jobs > 1:
+        from joblib import Parallel
+        pool = Parallel(n_jobs=jobs, return_as="generator")
     with tqdm(total=planned, desc="write clips", unit="clip", disable=not progress) as bar:
         for src_cfg, cands in plans:
-            source = Source(src_cfg)
-            n = 0
-            for r in cands:
-                if src_cfg["quota"] and n >= src_cfg["quota"]:
-                    r.update(status="not selected", reason="source quota reached")
-                    continue
-                fp = _sha({"source": src_cfg, "row": {k: r[k] for k in ("video", "frame_idx", "object_ids")},
-                           "quality": cfg["jpeg_quality"], "val": guard.key})
-                marker = done_dir / f"{r['clip']}.json"
-                got = _read_json(marker)
-                if (isinstance(got, dict) and got.get("key") == fp
-                        and (got["status"] != "admitted" or all((out / sub / r["clip"]).is_dir()
-                                                                for sub in ("JPEGImages", "Annotations")))):
-                    status, reason = got["status"], got["reason"]
-                    resumed += status == "admitted"
+            n = pos = 0
+            quota = src_cfg["quota"]
+            # in batches of exactly the clips still needed: a rejected clip's place goes to the next candidate,
+            # and the outcome does not depend on the number of jobs
+            while pos < len(cands) and (not quota or n < quota):
+                batch = cands[pos: pos + (quota - n if quota else len(cands))]
+                pos += len(batch)
+                todo = []
+                for r in batch:
+                    r["_key"] = _sha({"source": src_cfg, "quality": cfg["jpeg_quality"], "val": guard.key,
+                                      "row": {k: r[k] for k in ("video", "frame_idx", "object_ids")}})
+                    got = _read_json(done_dir / f"{r['clip']}.json")
+                    if (isinstance(got, dict) and got.get("key") == r["_key"]
+                            and (got["status"] != "admitted" or all((out / sub / r["clip"]).is_dir()
+                                                                    for sub in ("JPEGImages", "Annotations")))):
+                        r.update(status=got["status"], reason=got["reason"])
+                        resumed += r["status"] == "admitted"
+                        bar.update(r["status"] == "admitted")
+                    else:
+                        todo.append(r)
+                args = [(run, src_cfg, r, out, work, cfg["jpeg_quality"]) for r in todo]
+                if pool is None:
+                    results = (_write_task(*a, guard=guard) for a in args)
                 else:
-                    reason = write_clip(source.clip(r["video"]), r, out, work, guard, cfg["jpeg_quality"])
-                    status = "rejected" if reason else "admitted"
-                    reason = reason or ""
-                    _write(marker, json.dumps({"key": fp, "status": status, "reason": reason}).encode())
+                    from joblib import delayed
+                    results = pool(delayed(_write_task)(*a) for a in args)
+                for r, (status, reason) in zip(todo, results):
+                    r.update(status=status, reason=reason)
                     written += status == "admitted"
-                r.update(status=status, reason=reason)
-                if status == "admitted":
-                    n += 1
-                    bar.update(1)
+                    bar.update(status == "admitted")
+                n = sum(r["status"] == "admitted" for r in cands[:pos])
+            for r in cands[pos:]:
+                r.update(status="not selected", reason="source quota reached")
+            for r in cands:
+                r.pop("_key", None)
             admitted[src_cfg["name"]] = n
     _remove_stale(out, done_dir, {r["clip"] for r in all_rows if r["status"] in ("admitted", "rejected")})
     shutil.rmtree(work / "staging", ignore_errors=True)

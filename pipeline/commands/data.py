@@ -21,14 +21,16 @@ def data():
               help="MOSE+ config (TOML), e.g. configs/moseplus.toml")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="training root to write (JPEGImages/, Annotations/, moseplus.txt, stats/)")
+@click.option("-j", "--jobs", type=click.IntRange(1), default=1, show_default=True,
+              help="worker processes writing clips (the result does not depend on it)")
 @click.option("--no-progress", is_flag=True, help="no progress bars")
-def moseplus(config_path, out, no_progress):
+def moseplus(config_path, out, jobs, no_progress):
     """Assemble MOSE+ in MOSE layout; resumable (rerun continues), deterministic for a given config and seed."""
     from data.moseplus.assemble import assemble
     from data.moseplus.config import load_config
 
     cfg = load_config(config_path)
-    summary = assemble(cfg, out, progress=not no_progress)
+    summary = assemble(cfg, out, progress=not no_progress, jobs=jobs)
     click.echo(summary.line())
     click.echo(f"statistics: {out / 'stats' / 'clips.md'}, {out / 'stats' / 'clips.csv'}, "
                f"{out / 'stats' / 'histograms.png'}")

@@ -162,20 +162,21 @@ def test_quota_and_min_criteria(built, tmp_path):
     assert not (tmp_path / "o" / "JPEGImages" / "ytvos_yt_vanish").exists()  # stale clip of the first run removed
 
 
-def _run_cli(cfg: dict, tmp_path: Path, capsys) -> tuple[int, str]:
+def _run_cli(cfg: dict, tmp_path: Path, capsys, *extra) -> tuple[int, str]:
     conf = tmp_path / "moseplus.toml"
     conf.write_text(synth.to_toml(cfg))
-    rc = main(["data", "moseplus", "--config", str(conf), "--out", str(tmp_path / "out"), "--no-progress"])
+    rc = main(["data", "moseplus", "--config", str(conf), "--out", str(tmp_path / "out"), "--no-progress", *extra])
     return rc, capsys.readouterr()
 
 
-def test_cli_summary_line(built, tmp_path, capsys):
-    rc, cap = _run_cli(built[1], tmp_path, capsys)
+def test_cli_summary_line_and_jobs_change_nothing(built, assembled, tmp_path, capsys):
+    rc, cap = _run_cli(built[1], tmp_path, capsys, "--jobs", "2")
     assert rc == 0, cap.err
     assert cap.out.splitlines()[0].startswith("MOSE+: 7 clips (2 from mose; extra: ytvos 1, lvos 1, sav 1, ovis 1")
     md = (tmp_path / "out" / "stats" / "clips.md").read_text()
     assert "| MOSE | 2 |" in md and "| MOSE+ | 7 |" in md
     assert (tmp_path / "out" / "stats" / "histograms.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert _tree(tmp_path / "out") == _tree(assembled[0])  # 2 worker processes, the same bytes
 
 
 def _one_line_error(rc, cap, needle):
@@ -218,7 +219,7 @@ def test_mismatched_size_names_the_file(built, tmp_path, capsys):
     cfg = _copy(built, tmp_path)
     frame = tmp_path / "src" / "MOSE" / "train" / "JPEGImages" / "m_a" / "00004.jpg"
     Image.new("RGB", (32, 24)).save(frame)
-    rc, cap = _run_cli(cfg, tmp_path, capsys)
+    rc, cap = _run_cli(cfg, tmp_path, capsys, "--jobs", "2")  # raised in a worker process
     _one_line_error(rc, cap, str(frame))
     assert "32x24" in cap.err
     assert not (tmp_path / "out" / "JPEGImages" / "m_a").exists()  # nothing half-written
