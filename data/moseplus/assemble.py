@@ -6,7 +6,8 @@ scan is cached under ``<out>/.moseplus/scan/``. Selection ranks a source's segme
 met (ties broken by a seeded hash of the name, so the choice is reproducible) and keeps them up to the source's
 quota. The write pass then copies each chosen segment into ``JPEGImages/<clip>/`` and ``Annotations/<clip>/``
 (frames renumbered ``00000.jpg``.., object ids remapped to 1..K in order of appearance; past 255 objects the
-later ones are left out, the label maps being 8-bit), building it in a
+later ones are left out, the label maps being 8-bit; JPEG frames, and indexed PNG masks whose ids need no
+remapping, are copied byte for byte), building it in a
 staging folder and moving it into place, then recording a marker: a killed run resumes at the first clip
 without a marker, and a clip is never seen half-written. (A scan is reused while the config and the annotation
 files' names, sizes and times are unchanged; a written clip while its config and frame list are.)
@@ -79,20 +80,47 @@ def _read_json(path: Path):
         return None
 
 
+def _decode(data: bytes, path: Path, full: bool) -> tuple[tuple[int, int], np.ndarray | None, str | None]:
+    """(size, RGB pixels or None, JPEG draft hash or None) of an image file's bytes.
+
+    A JPEG's draft hash hashes its 1/8-scale decode (the decoder scales the DCT blocks: fast, yet the whole
+    stream is read, so truncation is caught). Two JPEGs with the same coefficients (a lossless re-pack, e.g.
+    jpegtran) have the same draft hash, so it is the quick test for "same pixels"; the full pixel hash confirms.
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            size = (im.height, im.width)
+            if full or im.format != "JPEG":
+                return size, np.asarray(im.convert("RGB")), None
+            im.draft("RGB", (max(1, im.width // 8), max(1, im.height // 8)))
+            return size, None, _pixel_hash(np.asarray(im.convert("RGB")))
+    except Exception as exc:
+        raise DatasetError(f"unreadable frame ({exc})", path, "replace the corrupt frame") from None
+
+
 @dataclass
 class ValGuard:
-    """The validation split: names, and hashes of its frames (file bytes; decoded pixels, by frame size)."""
+    """The validation split: names, and hashes of its frames (file bytes, decoded pixels, JPEG draft decode)."""
     names: set[str]
     file_hashes: set[str] = field(default_factory=set)
     pixel_hashes: set[str] = field(default_factory=set)
-    sizes: set[tuple[int, int]] = field(default_factory=set)
+    draft_hashes: set[str] = field(default_factory=set)
     key: str = ""
 
-    def file_hit(self, data: bytes) -> str | None:
-        return "val split (frame file hash)" if hashlib.sha256(data).hexdigest() in self.file_hashes else None
+    def check(self, data: bytes, path: Path) -> tuple[str | None, tuple[int, int], np.ndarray | None]:
+        """(rejection reason or None, frame size, RGB pixels when decoded in full)."""
+        if hashlib.sha256(data).hexdigest() in self.file_hashes:
+            return "val split (frame file hash)", (0, 0), None
+        size, pixels, draft = _decode(data, path, full=False)
+        if draft is not None and draft in self.draft_hashes:
+            size, pixels, _ = _decode(data, path, full=True)
+        if pixels is not None and _pixel_hash(pixels) in self.pixel_hashes:
+            return "val split (frame pixel hash)", size, pixels
+        return None, size, pixels
 
-    def pixel_hit(self, pixels: np.ndarray) -> str | None:
-        return "val split (frame pixel hash)" if _pixel_hash(pixels) in self.pixel_hashes else None
+    @classmethod
+    def from_cache(cls, got: dict, names=()) -> "ValGuard":
+        return cls(set(names), set(got["files"]), set(got["pixels"]), set(got["drafts"]), got["key"])
 
 
 def load_val_guard(cfg: dict, work: Path, progress: bool) -> ValGuard:
@@ -110,26 +138,23 @@ def load_val_guard(cfg: dict, work: Path, progress: bool) -> ValGuard:
     for v in names:
         video = ds[v]
         files += [video.image_dir / f for f in video.frame_files]
-    key = _sha([str(split.resolve()), _sha(split.read_bytes()), [(str(f), f.stat().st_size) for f in files]])
+    key = _sha([3, str(split.resolve()), _sha(split.read_bytes()), [(str(f), f.stat().st_size) for f in files]])
     cache = work / "val_hashes.json"
     got = _read_json(cache)
     if isinstance(got, dict) and got.get("key") == key:
-        return ValGuard(set(names), set(got["files"]), set(got["pixels"]), {tuple(x) for x in got["sizes"]}, key)
-    fh, ph, sizes = set(), set(), set()
+        return ValGuard.from_cache(got, names)
+    fh, ph, dh = set(), set(), set()
     from tqdm import tqdm
     for f in tqdm(files, desc="hash val frames", unit="frame", disable=not progress, leave=False):
         data = f.read_bytes()
         fh.add(hashlib.sha256(data).hexdigest())
-        try:
-            with Image.open(io.BytesIO(data)) as im:
-                arr = np.asarray(im.convert("RGB"))
-        except Exception as exc:
-            raise DatasetError(f"unreadable validation frame ({exc})", f) from None
-        ph.add(_pixel_hash(arr))
-        sizes.add(arr.shape[:2])
-    _write(cache, json.dumps({"key": key, "files": sorted(fh), "pixels": sorted(ph),
-                              "sizes": sorted(sizes)}).encode())
-    return ValGuard(set(names), fh, ph, sizes, key)
+        ph.add(_pixel_hash(_decode(data, f, full=True)[1]))
+        draft = _decode(data, f, full=False)[2]
+        if draft is not None:
+            dh.add(draft)
+    doc = {"key": key, "files": sorted(fh), "pixels": sorted(ph), "drafts": sorted(dh)}
+    _write(cache, json.dumps(doc).encode())
+    return ValGuard.from_cache(doc, names)
 
 
 def _segments(n_frames: int, step: int, max_frames: int, min_frames: int) -> list[list[int]]:
@@ -219,6 +244,21 @@ def rank(rows: list[dict], src_cfg: dict, seed: int) -> list[dict]:
     return sorted(cands, key=lambda r: (-r["score"], _sha(f"{seed}:{r['clip']}".encode()), r["clip"]))
 
 
+def _remap(lab: np.ndarray, ids: list[int]) -> np.ndarray:
+    """Original ids -> 1..K (in the order of ``ids``), anything else -> 0, as uint8."""
+    top = 255 if lab.dtype == np.uint8 else (int(lab.max()) if lab.size else 0)
+    if top < 1 << 16 and (lab.dtype == np.uint8 or lab.min() >= 0):
+        lut = np.zeros(top + 1, np.uint8)
+        for j, old in enumerate(ids, 1):
+            if old <= top:
+                lut[old] = j
+        return lut[lab]
+    new = np.zeros(lab.shape, np.uint8)
+    for j, old in enumerate(ids, 1):
+        new[lab == old] = j
+    return new
+
+
 def write_clip(clip: SourceClip, row: dict, out: Path, work: Path, guard: ValGuard, quality: int) -> str | None:
     """Write one segment (staged, then moved into place). Returns a rejection reason or None."""
     name = row["clip"]
@@ -228,6 +268,8 @@ def write_clip(clip: SourceClip, row: dict, out: Path, work: Path, guard: ValGua
     (stage / "JPEGImages").mkdir(parents=True)
     (stage / "Annotations").mkdir()
     ids = row["object_ids"]
+    # masks whose ids are already 1..K in order of appearance are copied as they are (indexed PNGs only)
+    identity = clip.ann_paths is not None and ids == list(range(1, len(ids) + 1))
     try:
         for k, i in enumerate(row["frame_idx"]):
             src = clip.image_paths[i]
@@ -235,40 +277,35 @@ def write_clip(clip: SourceClip, row: dict, out: Path, work: Path, guard: ValGua
                 data = src.read_bytes()
             except FileNotFoundError:
                 raise DatasetError("frame missing", src, "re-extract the frames of this video") from None
-            hit = guard.file_hit(data)
-            is_jpeg = data[:2] == b"\xff\xd8"
-            try:
-                with Image.open(io.BytesIO(data)) as im:
-                    size = (im.height, im.width)
-                    # full pixels only where they could equal a validation frame or need re-encoding; else a
-                    # 1/8-scale JPEG decode, which still reads the whole stream (truncated/corrupt -> error)
-                    if (size in guard.sizes or not is_jpeg) and not hit:
-                        rgb = im.convert("RGB")
-                    else:
-                        rgb = None
-                        im.draft("RGB", (max(1, im.width // 8), max(1, im.height // 8)))
-                        im.load()
-            except Exception as exc:
-                raise DatasetError(f"unreadable frame ({exc})", src, "replace the corrupt frame") from None
-            hit = hit or (guard.pixel_hit(np.asarray(rgb)) if rgb is not None and size in guard.sizes else None)
+            hit, size, pixels = guard.check(data, src)
             if hit:
                 shutil.rmtree(stage)
                 return f"{hit}: {src.name}"
-            lab = clip.labels(i)
-            if lab.shape != size:
+            is_jpeg = data[:2] == b"\xff\xd8"
+            if not is_jpeg and pixels is None:
+                size, pixels, _ = _decode(data, src, full=True)
+            png = None
+            if identity:
+                png = clip.ann_paths[i].read_bytes()
+                with Image.open(io.BytesIO(png)) as im:
+                    lab_size = (im.height, im.width)
+                    if im.mode != "P":
+                        png = None
+            if png is None:
+                lab = clip.labels(i)
+                lab_size = lab.shape
+            if lab_size != size:
                 raise DatasetError(f"frame is {size[1]}x{size[0]} but its annotation is "
-                                   f"{lab.shape[1]}x{lab.shape[0]}", src, "frames and masks must have one size")
+                                   f"{lab_size[1]}x{lab_size[0]}", src, "frames and masks must have one size")
             stem = f"{k:05d}"
             if is_jpeg:
                 (stage / "JPEGImages" / f"{stem}.jpg").write_bytes(data)
             else:
                 buf = io.BytesIO()
-                rgb.save(buf, format="JPEG", quality=quality)
+                Image.fromarray(pixels).save(buf, format="JPEG", quality=quality)
                 (stage / "JPEGImages" / f"{stem}.jpg").write_bytes(buf.getvalue())
-            new = np.zeros(lab.shape, np.uint8)
-            for j, old in enumerate(ids, 1):
-                new[lab == old] = j
-            (stage / "Annotations" / f"{stem}.png").write_bytes(encode_labels(new))
+            (stage / "Annotations" / f"{stem}.png").write_bytes(png if png is not None
+                                                                else encode_labels(_remap(lab, ids)))
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
@@ -328,8 +365,7 @@ def _write_task(run: str, src_cfg: dict, row: dict, out: Path, work: Path, quali
     if guard is None:
         got = _read_json(work / "val_hashes.json")
         if _WORKER.get("guard_key") != got["key"]:
-            _WORKER["guard"] = ValGuard(set(), set(got["files"]), set(got["pixels"]),
-                                        {tuple(x) for x in got["sizes"]}, got["key"])
+            _WORKER["guard"] = ValGuard.from_cache(got)
             _WORKER["guard_key"] = got["key"]
         guard = _WORKER["guard"]
     reason = write_clip(_WORKER[skey].clip(row["video"]), row, out, work, guard, quality)
@@ -515,7 +551,7 @@ def histograms(mose: list[dict], plus: list[dict]) -> bytes:
         if k == 0:
             ax.legend(fontsize=8)
     fig.suptitle("Difficulty measures: MOSE alone vs MOSE+")
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.05, right=0.98, bottom=0.06, top=0.9, wspace=0.25, hspace=0.35)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})
     return buf.getvalue()

@@ -53,12 +53,13 @@ class SourceClip:
     ann_file: Path  # named in annotation errors
     fps: float | None
     _load: Callable[[int], np.ndarray] = field(repr=False)
+    ann_paths: list[Path] | None = None  # PNG sources: the mask files (copied as they are when ids stay)
 
     def __len__(self) -> int:
         return len(self.frame_names)
 
     def labels(self, i: int) -> np.ndarray:
-        """int32 (H, W) id map of annotated frame ``i``."""
+        """Integer (H, W) id map of annotated frame ``i`` (uint8 from PNGs, int32 from RLE)."""
         return self._load(i)
 
 

@@ -37,13 +37,20 @@ DEFAULT_SELECTION = {
 def frame_info(labels: np.ndarray) -> dict[int, tuple[int, int, int, int, int]]:
     """Area and box of every object id in one label map."""
     labels = np.asarray(labels)
-    top = int(labels.max()) if labels.size else 0
-    if top == 0:
+    if not labels.size:
         return {}
-    if top < 1 << 16 and labels.min() >= 0:
-        lab = labels.astype(np.int32, copy=False)
-        areas = np.bincount(lab.ravel(), minlength=top + 1)
-        boxes = ndimage.find_objects(lab)
+    small = labels.dtype in (np.uint8, np.uint16) or (labels.min() >= 0 and labels.max() < 1 << 16)
+    if small:
+        areas = np.bincount(labels.ravel())
+        ids = np.nonzero(areas[1:])[0] + 1
+        if len(ids) <= 16:  # a few objects: row/column projections beat find_objects
+            out = {}
+            for i in ids:
+                m = labels == i
+                rows, cols = np.nonzero(m.any(1))[0], np.nonzero(m.any(0))[0]
+                out[int(i)] = (int(areas[i]), int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
+            return out
+        boxes = ndimage.find_objects(labels.astype(np.int32, copy=False))
         return {i + 1: (int(areas[i + 1]), s[0].start, s[1].start, s[0].stop, s[1].stop)
                 for i, s in enumerate(boxes) if s is not None}
     ids, inv = np.unique(labels, return_inverse=True)

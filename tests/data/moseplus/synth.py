@@ -8,6 +8,10 @@ Label patterns, 10 annotated frames each unless said otherwise:
 * ``small``   a 16x16 object and a 4x4 one (0.52 % of the frame)     -> small
 * ``overlap`` an object framing a second one (boxes overlap always)   -> occlusion
 * ``crowd``   five 8x8 objects apart                                  -> crowding
+
+Leaks of the validation clip ``m_val``: its frame files copied (``yt_leak``), its JPEGs with an extra comment
+segment (``yt_repack``: other bytes, same pixels), its pixels stored as PNG (BURST ``leak_png``); and an LVOS
+video named ``m_val``.
 """
 from __future__ import annotations
 
@@ -107,12 +111,16 @@ def build(tmp: Path) -> dict:
     # YouTube-VOS: all frames in JPEGImages (train_all_frames), annotations every 5th frame
     yt = tmp / "YouTubeVOS" / "train"
     meta = {"videos": {}}
-    for name, kind, seed in (("yt_vanish", "vanish", 10), ("yt_plain", "plain", 11), ("yt_leak", "vanish", None)):
+    for name, kind, seed in (("yt_vanish", "vanish", 10), ("yt_plain", "plain", 11), ("yt_leak", "vanish", None),
+                             ("yt_repack", "vanish", -1)):
         labs = labels(kind)
         objs: dict = {}
         for t in range(50):
             if seed is None:  # copies of the validation clip's frame files, byte for byte
                 data = (mose / "JPEGImages" / "m_val" / f"{t // 5:05d}.jpg").read_bytes()
+            elif seed == -1:  # the same JPEG data with a comment segment: other bytes, the same pixels
+                val = (mose / "JPEGImages" / "m_val" / f"{t // 5:05d}.jpg").read_bytes()
+                data = val[:2] + b"\xff\xfe\x00\x0bre-packed" + val[2:]
             else:
                 data = jpeg(frame(seed, t))
             put(yt / "JPEGImages" / name / f"{t:05d}.jpg", data)

@@ -81,8 +81,9 @@ def test_validation_split_kept_out_by_name_and_frame_hash(assembled):
     assert rows["ytvos_yt_leak"]["reason"].startswith("val split (frame file hash)")
     assert rows["burst_YFCC100M_leak_png"]["status"] == "rejected"  # the val pixels, re-encoded as PNG
     assert rows["burst_YFCC100M_leak_png"]["reason"].startswith("val split (frame pixel hash)")
-    assert (summary.excluded_name, summary.excluded_hash) == (2, 2)
-    for name in ("m_val", "ytvos_yt_leak", "burst_YFCC100M_leak_png"):
+    assert rows["ytvos_yt_repack"]["reason"].startswith("val split (frame pixel hash)")  # same JPEG data
+    assert (summary.excluded_name, summary.excluded_hash) == (2, 3)
+    for name in ("m_val", "ytvos_yt_leak", "ytvos_yt_repack", "burst_YFCC100M_leak_png"):
         assert not (out / "JPEGImages" / name).exists() and not (out / "Annotations" / name).exists()
 
 
