@@ -110,9 +110,9 @@ def _png_clip(source: str, video: str, image_dir: Path, ann_dir: Path, fps, list
         elif lab.shape != size[0]:
             raise DatasetError(f"annotation is {lab.shape[1]}x{lab.shape[0]}, earlier ones of the video are "
                                f"{size[0][1]}x{size[0][0]}", path, "all masks of a video must have one size")
-        return lab.astype(np.int32)
+        return lab
 
-    return SourceClip(source, video, names, paths, ann_dir, fps, load)
+    return SourceClip(source, video, names, paths, ann_dir, fps, load, [ann_dir / anns[n] for n in names])
 
 
 class Source:
