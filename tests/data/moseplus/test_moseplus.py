@@ -269,3 +269,27 @@ def test_truncated_frame_names_the_file(built, tmp_path, capsys):
     rc, cap = _run_cli(cfg, tmp_path, capsys)
     _one_line_error(rc, cap, str(frame))
     assert "unreadable frame" in cap.err
+
+
+def test_files_follow_the_umask_and_unwritable_out_is_one_line(built, tmp_path, capsys):
+    import os
+    import stat
+
+    old = os.umask(0o027)
+    try:
+        rc, cap = _run_cli(built[1], tmp_path, capsys)
+    finally:
+        os.umask(old)
+    assert rc == 0, cap.err
+    out = tmp_path / "out"
+    for p in (out / "moseplus.txt", out / "stats" / "clips.csv", out / "JPEGImages" / "m_a" / "00000.jpg",
+              out / "Annotations" / "sav_000001" / "00000.png", out / A.WORK / "done" / "m_a.json"):
+        assert stat.S_IMODE(p.stat().st_mode) == 0o640, p
+    assert stat.S_IMODE((out / "JPEGImages" / "m_a").stat().st_mode) == 0o750
+    assert not list(out.rglob("*.tmp"))
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    conf = tmp_path / "moseplus.toml"
+    rc = main(["data", "moseplus", "--config", str(conf), "--out", str(blocker / "sub"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "not writable" in err and len(err.strip().splitlines()) == 1
