@@ -37,6 +37,8 @@ DEFAULTS: dict = {
     "frame_saturation": 0.05,
     "frame_gray_p": 0.05,        # grayscale of single frames (MASSeg)
 }
+# the settings under which transforms_config gives exactly the official YAML's list (no MASSeg additions)
+OFFICIAL = {"scale": [], "frame_gray_p": 0.0}
 MEAN = [0.485, 0.456, 0.406]
 STD = [0.229, 0.224, 0.225]
 
@@ -80,7 +82,9 @@ def check(aug: dict | None) -> dict:
 
 
 def transforms_config(aug: dict | None, image_size: int) -> list[dict]:
-    """Hydra ``_target_`` dicts of the train transforms, in the official YAML's order (MASSeg's additions in place)."""
+    """Hydra ``_target_`` dicts of the train transforms, in the official YAML's order (MASSeg's additions in place).
+
+    ``transforms_config(OFFICIAL, size)`` is the official MOSE fine-tune list itself (entry for entry)."""
     a = check(aug)
     if not isinstance(image_size, int) or image_size <= 0:
         raise AugmentError("image_size must be a positive integer")
@@ -100,7 +104,10 @@ def transforms_config(aug: dict | None, image_size: int) -> list[dict]:
         {"_target_": T + "RandomGrayscale", "p": a["global_gray_p"], "consistent_transform": True},
         {"_target_": T + "ColorJitter", "consistent_transform": False, "brightness": a["frame_brightness"],
          "contrast": a["frame_contrast"], "saturation": a["frame_saturation"], "hue": None},
-        {"_target_": T + "RandomGrayscale", "p": a["frame_gray_p"], "consistent_transform": False},
+    ]
+    if a["frame_gray_p"] > 0:  # MASSeg's; left out at 0 so that OFFICIAL draws the official random numbers
+        out.append({"_target_": T + "RandomGrayscale", "p": a["frame_gray_p"], "consistent_transform": False})
+    out += [
         {"_target_": T + "ToTensorAPI"},
         {"_target_": T + "NormalizeAPI", "mean": list(MEAN), "std": list(STD)},
     ]

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from models.sam2.finetune import augment as aug_mod
-from models.sam2.finetune.augment import (DEFAULTS, AugmentError, augment_sample, build_transforms,
+from models.sam2.finetune.augment import (DEFAULTS, OFFICIAL, AugmentError, augment_sample, build_transforms,
                                           transforms_config, train_transforms_config)
 
 S = 32  # image size
@@ -60,6 +60,10 @@ def test_order_and_values_follow_the_official_yaml():
     assert wrapped[0]["_target_"].endswith("ComposeAPI") and wrapped[0]["transforms"] == transforms_config(None, 512)
     assert transforms_config({"affine_p": 0.5}, 512)[1]["_target_"] == f"{aug_mod.__name__}.RandomAffineP"
     assert not any("Affine" in t["_target_"] for t in transforms_config({"affine_p": 0}, 512))
+    # OFFICIAL: the official list entry for entry (the trainer then draws the same random numbers)
+    resolved = [{**t, "sizes": 1024} if "sizes" in t else dict(t) for t in official]
+    resolved[0].setdefault("p", 0.5)  # the YAML leaves RandomHorizontalFlip's p at its default, 0.5
+    assert transforms_config(OFFICIAL, 1024) == resolved
 
 
 def test_instantiated_like_the_trainer_gives_normalised_tensors():
@@ -178,3 +182,28 @@ def test_preview_cli_writes_the_grid(tmp_path, capsys):
     rc = main(["data", "preview", "--root", str(root), "--config", str(conf), "--out", str(out)])
     err = capsys.readouterr().err
     assert rc == 2 and "augment.hflip: unknown setting" in err and len(err.strip().splitlines()) == 1
+
+
+def test_official_settings_reproduce_the_official_yaml_bit_for_bit():
+    """Seeded, OFFICIAL through our builder and the official YAML through hydra give the same sample."""
+    import random
+
+    import sam2
+    import torch
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    path = Path(sam2.__file__).parent / "configs" / "sam2.1_training" / "sam2.1_hiera_b+_MOSE_finetune.yaml"
+    cfg = OmegaConf.load(path)
+    cfg.scratch.resolution = S
+    official = instantiate(OmegaConf.to_container(cfg.vos.train_transforms, resolve=True)[0])
+    ours = build_transforms(OFFICIAL, S)
+    frames, labels = sample()
+    for seed in range(3):
+        out = []
+        for tf in (official, ours):
+            random.seed(seed)
+            torch.manual_seed(seed)
+            dp = tf(aug_mod.make_datapoint(frames, labels))
+            out.append([f.data for f in dp.frames] + [o.segment for f in dp.frames for o in f.objects])
+        assert all(torch.equal(a, b) for a, b in zip(*out))
