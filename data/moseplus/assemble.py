@@ -494,7 +494,7 @@ def write_tables(rows: list[dict], base_sources: list[str], folder: Path) -> dic
              "small share = smallest per-object median area, in % of the frame; overlap = % of frames where two "
              "objects' boxes overlap; drops = sudden area losses (partial occlusion); reappear = objects that "
              "come back after vanishing.", "",
-             "| source | videos | candidates | admitted | kept out: val name | val frame hash | other |",
+             "| source | videos | candidates | admitted | kept out: val name | val frame hash | not selected, too short or empty |",
              "|---|---|---|---|---|---|---|"]
     for src in sorted({r["source"] for r in rows}):
         rs = [r for r in rows if r["source"] == src]
