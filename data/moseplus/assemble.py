@@ -494,15 +494,16 @@ def write_tables(rows: list[dict], base_sources: list[str], folder: Path) -> dic
              "small share = smallest per-object median area, in % of the frame; overlap = % of frames where two "
              "objects' boxes overlap; drops = sudden area losses (partial occlusion); reappear = objects that "
              "come back after vanishing.", "",
-             "| source | videos | candidates | admitted | kept out: val name | val frame hash | not selected, too short or empty |",
+             "| source | videos | candidates | admitted | kept out: val name | val frame hash "
+             "| not selected, too short or empty |",
              "|---|---|---|---|---|---|---|"]
     for src in sorted({r["source"] for r in rows}):
         rs = [r for r in rows if r["source"] == src]
+        by_name = sum(r["reason"] == "val split (name)" for r in rs)
+        other = sum(r["status"] in ("excluded", "not selected") for r in rs) - by_name
         lines.append(f"| {src} | {len({r['video'] for r in rs})} | {sum('frames' in r for r in rs)} | "
-                     f"{sum(r['status'] == 'admitted' for r in rs)} | "
-                     f"{sum(r['reason'] == 'val split (name)' for r in rs)} | "
-                     f"{sum(r['status'] == 'rejected' for r in rs)} | "
-                     f"{sum(r['status'] in ('excluded', 'not selected') and r['reason'] != 'val split (name)' for r in rs)} |")
+                     f"{sum(r['status'] == 'admitted' for r in rs)} | {by_name} | "
+                     f"{sum(r['status'] == 'rejected' for r in rs)} | {other} |")
     lines += ["", "| set | clips | frames | crowding | small share % | overlap % | drops | reappear | "
               + " | ".join(f"{c} %" for c in S.CRITERIA) + " |", "|---" * (8 + len(S.CRITERIA)) + "|"]
     for label, rs in (("MOSE", mose), ("MOSE+", admitted)):
@@ -515,7 +516,8 @@ def write_tables(rows: list[dict], base_sources: list[str], folder: Path) -> dic
                      f"{100 * mean('small_share'):.2f} | {100 * mean('overlap_frac'):.2f} | {mean('area_drops'):.2f} | "
                      f"{mean('reappearances'):.2f} | " + " | ".join(f"{c:.2f}" for c in crit) + " |")
     lines += ["", "## Admitted clips", "",
-              "| clip | source | video | frames | objects | crowding | small share % | overlap % | drops | reappear | criteria |",
+              "| clip | source | video | frames | objects | crowding | small share % | overlap % | drops | reappear "
+              "| criteria |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in admitted:
         lines.append(f"| {r['clip']} | {r['source']} | {r['video']} | {r['frames']} | {r['objects']} | "

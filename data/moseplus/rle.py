@@ -83,7 +83,8 @@ def decode(rle: dict, path: str | os.PathLike, what: str, size: tuple[int, int] 
         else:
             raise ValueError(f"counts is a {type(counts).__name__}")
     except (ValueError, UnicodeError) as exc:
-        raise DatasetError(f"corrupt RLE for {what} ({exc})", path, "re-download or re-export the annotation file") from None
+        raise DatasetError(f"corrupt RLE for {what} ({exc})", path,
+                           "re-download or re-export the annotation file") from None
     with warnings.catch_warnings():  # pycocotools' NumPy 2 copy-keyword deprecation, harmless here
         warnings.simplefilter("ignore", DeprecationWarning)
         return _mask_utils().decode(obj).astype(bool)

@@ -72,8 +72,8 @@ def build(root: Path) -> dict:
                 seed = v if base is mose else 1000 + v
                 (base / "JPEGImages" / name / f"{t * step:05d}.jpg").write_bytes(_frame(t, seed))
                 (base / "Annotations" / name / f"{t * step:05d}.png").write_bytes(encode_labels(_labels(t, seed)))
-        meta["videos"][f"y{v:03d}"] = {"objects": {str(o): {"category": "x", "frames": [f"{5 * t:05d}" for t in range(FRAMES)]}
-                                                   for o in (1, 2, 3)}}
+        frames = [f"{5 * t:05d}" for t in range(FRAMES)]
+        meta["videos"][f"y{v:03d}"] = {"objects": {str(o): {"category": "x", "frames": frames} for o in (1, 2, 3)}}
     (yt / "meta.json").write_text(json.dumps(meta))
     (mose / "val.txt").write_text("m000\nm001\n")
     return {"seed": 0, "target_fps": 0, "val": {"split": str(mose / "val.txt"), "root": str(mose)},
