@@ -37,6 +37,10 @@ def moseplus(config_path, out, jobs, no_progress):
 
 
 def _augment_settings(path: Path | None) -> dict:
+    """The ``[augment]`` table of a TOML (as `masseg train` configs have it): ``preset`` ("masseg" | "official")
+    and ``[augment.settings]`` overriding the MASSeg defaults."""
+    from models.sam2.finetune.augment import OFFICIAL
+
     if path is None:
         return {}
     try:
@@ -46,9 +50,16 @@ def _augment_settings(path: Path | None) -> dict:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise MassegError(f"not valid TOML ({exc})", path) from None
     aug = raw.get("augment", {})
-    if not isinstance(aug, dict):
-        raise MassegError("[augment] must be a table", path)
-    return aug
+    if not isinstance(aug, dict) or not isinstance(aug.get("settings", {}), dict):
+        raise MassegError("[augment] and [augment.settings] must be tables", path)
+    unknown = sorted(set(aug) - {"preset", "settings"})
+    if unknown:
+        raise MassegError(f"augment.{unknown[0]}: unknown key (preset, settings)", path,
+                          "put augmentation settings under [augment.settings]")
+    preset = aug.get("preset", "masseg")
+    if preset not in ("masseg", "official"):
+        raise MassegError(f"augment.preset must be 'masseg' or 'official', not {preset!r}", path)
+    return dict(OFFICIAL) if preset == "official" else dict(aug.get("settings", {}))
 
 
 @data.command()
@@ -61,7 +72,7 @@ def _augment_settings(path: Path | None) -> dict:
 @click.option("--image-size", type=click.IntRange(16, 2048), default=256, show_default=True)
 @click.option("--samples", type=click.IntRange(1, 8), default=2, show_default=True, help="augmented draws")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="TOML whose [augment] table overrides the MASSeg defaults")
+              help="TOML with an [augment] table (preset, [augment.settings]), e.g. a masseg train config")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PNG to write")
 def preview(root, video, n_frames, start, image_size, samples, config_path, seed, out):
@@ -74,7 +85,10 @@ def preview(root, video, n_frames, start, image_size, samples, config_path, seed
     from data.labels import DAVIS_PALETTE, read_labels
 
     aug = _augment_settings(config_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MassegError(f"cannot create the output folder ({exc.strerror})", out.parent) from None
     if not os.access(out.parent, os.W_OK):
         raise MassegError("output folder is not writable", out.parent, "pass a writable --out")
     from models.sam2.finetune.augment import check, preview_grid

@@ -1,1 +1,0 @@
-"""Fine-tuning SAM 2 the MASSeg way on top of the official `training` package."""

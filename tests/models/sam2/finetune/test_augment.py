@@ -170,7 +170,7 @@ def test_preview_cli_writes_the_grid(tmp_path, capsys):
     synth.davis_clip(root, "clip_a", "overlap", 5)
     (root / "moseplus.txt").write_text("clip_a\n")
     conf = tmp_path / "aug.toml"
-    conf.write_text("[augment]\nhflip_p = 1.0\nframe_gray_p = 0.5\n")
+    conf.write_text("[augment]\npreset = \"masseg\"\n[augment.settings]\nhflip_p = 1.0\nframe_gray_p = 0.5\n")
     out = tmp_path / "preview.png"
     rc = main(["data", "preview", "--root", str(root), "--frames", "3", "--image-size", "32", "--samples", "2",
                "--config", str(conf), "--out", str(out)])
@@ -178,10 +178,15 @@ def test_preview_cli_writes_the_grid(tmp_path, capsys):
     with Image.open(out) as im:
         assert im.size == (3 * 36 + 4, 3 * 36 + 4)
     assert "clip_a" in capsys.readouterr().out
-    conf.write_text("[augment]\nhflip = 1.0\n")
+    conf.write_text("[augment.settings]\nhflip = 1.0\n")
     rc = main(["data", "preview", "--root", str(root), "--config", str(conf), "--out", str(out)])
     err = capsys.readouterr().err
     assert rc == 2 and "augment.hflip: unknown setting" in err and len(err.strip().splitlines()) == 1
+    # the shipped configs' tables are accepted as they are
+    repo = Path(__file__).resolve().parents[4]
+    rc = main(["data", "preview", "--root", str(root), "--frames", "2", "--image-size", "32",
+               "--config", str(repo / "configs" / "moseplus.toml"), "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
 
 
 def test_official_settings_reproduce_the_official_yaml_bit_for_bit():
