@@ -50,7 +50,7 @@ class AugmentError(MassegError):
 def _scalar(v, key):
     # scalars only: hydra hands lists over as ListConfig, which the official transforms would not treat as ranges
     if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
-        raise AugmentError(f"augment.{key} must be a number >= 0")
+        raise AugmentError(f"augmentation setting {key} must be a number >= 0")
     return float(v)
 
 
@@ -63,10 +63,10 @@ def check(aug: dict | None) -> dict:
     out = dict(DEFAULTS)
     for k, v in (aug or {}).items():
         if k not in DEFAULTS:
-            raise AugmentError(f"augment.{k}: unknown setting (known: {', '.join(DEFAULTS)})")
+            raise AugmentError(f"unknown augmentation setting {k!r} (known: {', '.join(DEFAULTS)})")
         if k.endswith("_p"):
             if not _num(v) or not 0 <= v <= 1:
-                raise AugmentError(f"augment.{k} must be a probability in [0, 1]")
+                raise AugmentError(f"augmentation setting {k} must be a probability in [0, 1]")
             out[k] = float(v)
         elif k == "scale":
             if v in ([], None):
@@ -75,7 +75,7 @@ def check(aug: dict | None) -> dict:
                   and 0 < v[0] <= v[1]):
                 out[k] = [float(v[0]), float(v[1])]
             else:
-                raise AugmentError("augment.scale must be [low, high] with 0 < low <= high, or []")
+                raise AugmentError("augmentation setting scale must be [low, high] with 0 < low <= high, or []")
         else:
             out[k] = _scalar(v, k)
     return out

@@ -181,7 +181,7 @@ def test_preview_cli_writes_the_grid(tmp_path, capsys):
     conf.write_text("[augment.settings]\nhflip = 1.0\n")
     rc = main(["data", "preview", "--root", str(root), "--config", str(conf), "--out", str(out)])
     err = capsys.readouterr().err
-    assert rc == 2 and "augment.hflip: unknown setting" in err and len(err.strip().splitlines()) == 1
+    assert rc == 2 and "unknown augmentation setting 'hflip'" in err and len(err.strip().splitlines()) == 1
     # the shipped configs' tables are accepted as they are
     repo = Path(__file__).resolve().parents[4]
     rc = main(["data", "preview", "--root", str(root), "--frames", "2", "--image-size", "32",
