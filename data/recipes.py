@@ -12,8 +12,8 @@ Kinds (``RECIPES`` maps the ``kind`` string stored in the index to its class):
 * :class:`CutieStride4` (``"cutie_stride4"``): per-object stride-4 logits of the padded internal frame; Cutie's
   soft aggregation, bilinear x4, softmax, unpad, the resize chain (see ``models/cutie/recipe.py``).
 
-A new kind is one dataclass here (with ``KIND`` and ``_fields_from``) plus one mapping in ``ensemble/recipes.py``;
-``as_recipe`` then accepts it everywhere.
+A new kind is one dataclass here (``KIND``, ``REQUIRED``, its fields and ``_fields_from``, listed in ``RECIPES``)
+plus one mapping in ``ensemble/recipes.py`` (``MAPPINGS``); ``as_recipe`` then accepts it everywhere.
 """
 from __future__ import annotations
 
@@ -45,6 +45,7 @@ class Recipe:
     """Base of every recipe kind: the video size the logits map to and whether they come from a mirrored frame."""
 
     KIND: ClassVar[str] = ""
+    REQUIRED: ClassVar[tuple[str, ...]] = ("video_hw",)    # keys its dict form must hold (the rest defaults)
     video_hw: tuple[int, int]
     hflip: bool = False
 
@@ -75,6 +76,7 @@ class CutieStride4(Recipe):
     """Cutie's stride-4 logits of the padded internal frame (``pad`` = left, right, top, bottom)."""
 
     KIND: ClassVar[str] = "cutie_stride4"
+    REQUIRED: ClassVar[tuple[str, ...]] = ("video_hw", "padded_hw", "pad")
     padded_hw: tuple[int, int] = (16, 16)
     pad: tuple[int, int, int, int] = (0, 0, 0, 0)
     internal_hw: tuple[int, int] = (16, 16)
@@ -131,9 +133,6 @@ class CutieStride4(Recipe):
 RECIPES: dict[str, type[Recipe]] = {cls.KIND: cls for cls in (Sam2Bilinear, CutieStride4)}
 KINDS = tuple(RECIPES)
 
-# what each kind needs in its dict form (the rest has defaults)
-_REQUIRED = {Sam2Bilinear.KIND: ("video_hw",), CutieStride4.KIND: ("video_hw", "padded_hw", "pad")}
-
 
 def from_dict(d: Mapping[str, Any], where=None) -> Recipe:
     """The typed recipe of a stored dict; :class:`RecipeError` (naming ``where``, e.g. the store file) if the kind
@@ -143,7 +142,7 @@ def from_dict(d: Mapping[str, Any], where=None) -> Recipe:
     if cls is None:
         raise RecipeError(f"unknown logit recipe kind {kind!r}", where,
                           f"known kinds: {', '.join(KINDS)}; re-run inference with a current stage")
-    missing = [k for k in _REQUIRED.get(kind, ("video_hw",)) if k not in d]
+    missing = [k for k in cls.REQUIRED if k not in d]
     if missing:
         raise RecipeError(f"{kind} recipe lacks {', '.join(missing)}", where, "re-run inference for this video")
     try:

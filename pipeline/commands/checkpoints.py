@@ -6,6 +6,7 @@ import click
 from pipeline import registry
 from pipeline.registry import CheckpointError
 
+_FAMILIES = sorted({e.family for e in registry.ENTRIES})   # checkpoint families, from the table itself
 _cache_option = click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
                              help="checkpoint folder (default: $MASSEG_CHECKPOINT_DIR, $MASSEG_CACHE/checkpoints "
                                   "or ~/.cache/masseg/checkpoints)")
@@ -24,7 +25,7 @@ def checkpoints():
 
 @checkpoints.command("list")
 @_cache_option
-@click.option("--family", type=click.Choice(["sam2", "cutie"]), default=None)
+@click.option("--family", type=click.Choice(_FAMILIES), default=None)
 @click.option("--sources", is_flag=True, help="also print where each checksum was published and the URL")
 def list_(cache_dir, family, sources):
     """Registry names with family, config/size, checksum kind and whether they are cached."""
@@ -47,7 +48,7 @@ def list_(cache_dir, family, sources):
 @checkpoints.command()
 @click.argument("names", nargs=-1)
 @click.option("--all", "all_", is_flag=True, help="fetch every entry (about 3.5 GB)")
-@click.option("--family", type=click.Choice(["sam2", "cutie"]), default=None, help="with --all: only this family")
+@click.option("--family", type=click.Choice(_FAMILIES), default=None, help="with --all: only this family")
 @_cache_option
 @click.option("--url", default=None, help="download this one name from URL instead of the official one")
 @click.option("--mirror", default=None, help="base URL holding the files under their official names")
