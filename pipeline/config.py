@@ -312,7 +312,7 @@ def _check_member(m: Any, where: str, base: Path, check_files: bool, resolve_che
             problems.append(f"{where}.name: {name!r} used twice")
         seen.add(name)
         if not all(c.isalnum() or c in "-_." for c in name):
-            problems.append(f"{where}.name: {name!r} may only hold letters, digits, '-' and '_' and '.'")
+            problems.append(f"{where}.name: {name!r} may only hold letters, digits, '-', '_' and '.'")
     ckpt = vals.get("checkpoint")
     if ckpt:
         vals["checkpoint"] = _resolve(base, ckpt)

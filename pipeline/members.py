@@ -80,7 +80,7 @@ def model_click_options() -> list:
             flags = [f"{opt.flag}/--no-{opt.flag[2:]}"]
             ptype = None
         else:
-            flags = [opt.flag, *[a for _, o in decls for a in o.aliases]]
+            flags = list(dict.fromkeys([opt.flag, *[a for _, o in decls for a in o.aliases]]))
             choices = [c for _, o in decls for c in (o.choices or ())]
             if choices and all(o.choices for _, o in decls):
                 ptype = click.Choice(list(dict.fromkeys(choices)))
