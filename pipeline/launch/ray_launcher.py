@@ -13,6 +13,7 @@ the checkpoint either cached on every node or downloadable there (each node reso
 """
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -59,6 +60,10 @@ def launch_ray(member_spec: dict, root, split, store_path, address: str | None =
     if not ray.is_initialized():
         kwargs = dict(init_kwargs or {})
         kwargs.setdefault("log_to_driver", True)
+        from models.registry import ENV_VAR
+        if os.environ.get(ENV_VAR):   # models declared outside this repository: the tasks must see them too
+            env = kwargs.setdefault("runtime_env", {}).setdefault("env_vars", {})
+            env.setdefault(ENV_VAR, os.environ[ENV_VAR])
         if address and address != "local":
             kwargs["address"] = address
         else:  # a private single-machine instance: keep its traffic on loopback
