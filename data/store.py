@@ -191,6 +191,11 @@ class LogitStore:
         return _complete_videos(self.root)
 
     @staticmethod
+    def is_store(root: str | os.PathLike) -> bool:
+        """Whether ``root`` holds a logit store (its manifest), without reading it."""
+        return (Path(root) / MANIFEST).is_file()
+
+    @staticmethod
     def has_video(root: str | os.PathLike, video: str) -> bool:
         """Whether the store at ``root`` (which may not exist yet) holds ``video`` complete; reads no manifest."""
         return _video_path(Path(root), video).is_file()

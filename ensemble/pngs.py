@@ -68,8 +68,9 @@ def labels_folder(path: str | os.PathLike) -> Path:
 
 
 def is_store(path: str | os.PathLike) -> bool:
-    """A logit store has a manifest; anything else given as a member is read as a folder of PNGs."""
-    return (Path(path) / "manifest.json").is_file()
+    """A logit store (the store says what makes one); anything else given as a member is a folder of PNGs."""
+    from data.store import LogitStore
+    return LogitStore.is_store(path)
 
 
 def png_header(path: Path) -> tuple[int, int, int, int]:
