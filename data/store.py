@@ -1,6 +1,6 @@
 """Logit store: the contract between segmenters and the ensemble.
 
-One store per *member run* (one model at one input scale, flipped or not, with its settings)::
+One store per *member run* (one model at one input size, flipped or not, with its settings)::
 
     <store>/manifest.json            model, checkpoint checksum, settings, scale, flip, codec, code version
     <store>/videos/<video>.zip       one zip per COMPLETE video (written as .<video>.zip.partial, then renamed)
