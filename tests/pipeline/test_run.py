@@ -119,8 +119,8 @@ def test_rerun_skips_finished_work(reference, material):
     run_experiment(cfg, echo=lines.append)
     assert outputs(run) == before
     text = "\n".join(lines)
-    assert text.count("complete, skipped") == 6 and "[fuse] complete, skipped" in text
-    for stage in ("[fuse]", "[submit]", "[evaluate]"):  # each stage says once that it had nothing to do
+    assert text.count("complete, skipped") == 7 and "[fuse] complete, skipped" in text
+    for stage in ("[fuse]", "[submit]", "[evaluate]", "[report]"):  # each stage says once that it had nothing to do
         assert sum(line.startswith(stage) for line in lines) == 1, (stage, lines)
     assert (run / "timings.json").read_text() == timings  # the skipped stages keep the times they took
     assert time.perf_counter() - t0 < 60
