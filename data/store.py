@@ -4,6 +4,7 @@ One store per *member run* (one model at one input size, flipped or not, with it
 
     <store>/manifest.json            model, checkpoint checksum, settings, scale, flip, codec, code version
     <store>/videos/<video>.zip       one zip per COMPLETE video (written as .<video>.zip.partial, then renamed)
+    <store>/tmp/                     scratch space of a member while it runs (anonymous files only: nothing stays)
 
 A video zip holds one entry per frame (``frames/<frame>.bin``: the codec bytes of an (N, h, w) array of
 per-object logits at the model's NATIVE output resolution) and ``index.json`` (written last) with the video
@@ -243,6 +244,14 @@ class LogitStore:
                     (folder / name).unlink(missing_ok=True)
                     gone.append(folder / name)
         return gone
+
+    def temp_dir(self) -> Path:
+        """Scratch space on the store's disk for a member's intermediate data (e.g. SAM2Long's logits waiting for
+        its back-trace): not /tmp, which may be RAM-backed. Members create only anonymous (unlinked) files here,
+        so a killed run leaves nothing behind."""
+        path = self.root / "tmp"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
 
     # ---- writing ----------------------------------------------------------------------------------------
     def writer(self, video: str, meta: dict) -> "VideoWriter":

@@ -9,6 +9,8 @@ A segmenter plugs in by exposing (duck typing; :class:`Segmenter` documents it):
   :mod:`data.recipes` (or its dict form); the stage checks it against that one definition before storing it.
 * ``video_meta(video) -> dict``: extra keys for the video's index (object ids, first frames, ...); may be ``{}``.
 * ``run_video(video) -> Iterator[FrameOutput]``: one output per frame, in any order, every frame exactly once.
+* optionally ``scratch_dir``: a segmenter that needs disk scratch space declares it (``None``); the loop points it
+  at the store's temp area (:meth:`LogitStore.temp_dir`) for the run.
 
 The loop skips videos already complete in the store, streams each frame through ``store.writer`` (so memory does
 not grow with video length), and makes a video visible only after its last frame: on any error (a bad frame, a
@@ -89,13 +91,20 @@ def run_video_into_store(store: LogitStore, segmenter: Segmenter, video: Video,
     meta = video_store_meta(segmenter, video)
     objects: set[int] = set()
     frames = 0
-    with store.writer(video.name, meta) as writer:  # aborts (drops the partial file) on any exception
-        for out in segmenter.run_video(video):
-            writer.write(out.frame_index, out.frame_name, out.obj_ids, out.logits, out.scores)
-            objects.update(out.obj_ids)
-            frames += 1
-            if bar is not None:
-                bar.update(1)
+    scratch = getattr(segmenter, "scratch_dir", False) is None
+    if scratch:
+        segmenter.scratch_dir = store.temp_dir()
+    try:
+        with store.writer(video.name, meta) as writer:  # aborts (drops the partial file) on any exception
+            for out in segmenter.run_video(video):
+                writer.write(out.frame_index, out.frame_name, out.obj_ids, out.logits, out.scores)
+                objects.update(out.obj_ids)
+                frames += 1
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        if scratch:
+            segmenter.scratch_dir = None
     return VideoSummary(video.name, frames, len(objects), time.perf_counter() - start)
 
 

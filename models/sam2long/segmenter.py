@@ -117,45 +117,12 @@ class Sam2LongSegmenter(Sam2Segmenter):
     def run_video(self, video: Video) -> Iterator[FrameOutput]:
         """Track every object through the whole video, then yield every frame's (N, S/4, S/4) logits of the
         back-traced best pathway and its object scores (N counts objects given so far)."""
-        pred = self.predictor
-        first_given = video.first_given
-        prompts = video.prompt_masks()  # DatasetError on a missing/empty prompt, before any model work
-        num_frames = len(video)
         hw = self.image_size // 4
-        frames = LazyFrames(video, self.image_size, self.hflip)
-        with self._compute():
-            with _frames_from(frames):
-                state = pred.init_state(video_path=video.name)
-            for t in sorted(prompts):
-                labels = prompts[t][:, ::-1] if self.hflip else prompts[t]
-                for oid in sorted(o for o, f in first_given.items() if f == t):
-                    pred.add_new_mask(inference_state=state, frame_idx=t, obj_id=oid, mask=labels == oid)
-            pred.propagate_in_video_preflight(state)
-        max_valid = min(num_frames, pred.max_obj_ptrs_in_encoder) - 1
-        self.trace = {}
-        self.stats = {}
+        num_frames = len(video)
         with LogitSpill((hw, hw), self.scratch_dir) as spill:
             objects = []
-            for idx in range(len(state["obj_idx_to_id"])):
-                oid = state["obj_idx_to_id"][idx]
-                s = first_given[oid]
-                prompt_out = state["output_dict_per_obj"][idx]["cond_frame_outputs"][s]
-                tree = Tree(s, self.num_pathway, self.iou_threshold, max_valid)
-                tree.prompt_record = spill.put(prompt_out["pred_masks"][0, 0].float().cpu())
-                objects.append(_Object(oid, idx, tree, prompt_out))
-            peak_payload = 0
-            for f in range(num_frames):
-                active = [o for o in objects if o.tree.start < f]
-                if not active:
-                    continue
-                with self._compute():
-                    feats = pred._get_image_feature(state, f, 1)
-                    for obj in active:
-                        self._step(state, obj, f, feats, num_frames, spill)
-                peak_payload = max(peak_payload, sum(len(o.payload) for o in objects))
-                self.stats = {"frames": f + 1, "max_payloads": peak_payload, "spilled_records": spill.records,
-                              "spilled_mib": round(spill.bytes_on_disk / 2**20, 2)}
-            del state
+            for _ in self.track(video, spill, objects):
+                pass
             paths = {o.obj_id: o.tree.backtrace(num_frames - 1) for o in objects}
             if self.trace_enabled:
                 for o in objects:
@@ -175,6 +142,46 @@ class Sam2LongSegmenter(Sam2Segmenter):
                         logits[i] = spill.get(slot.record)
                         scores[i] = slot.osl
                 yield FrameOutput(f, video.frame_names[f], ids, logits, scores)
+
+    def track(self, video: Video, spill: LogitSpill, objects: list) -> Iterator[int]:
+        """The forward pass: fills ``objects`` (one tree per object, ascending ids) and yields each frame index
+        once that frame is tracked for every object present. Stopping early leaves the trees of the frames done
+        (the golden tests compare a prefix of a clip this way: a prefix of a longer video, not a shorter one)."""
+        pred = self.predictor
+        first_given = video.first_given
+        prompts = video.prompt_masks()  # DatasetError on a missing/empty prompt, before any model work
+        num_frames = len(video)
+        frames = LazyFrames(video, self.image_size, self.hflip)
+        with self._compute():
+            with _frames_from(frames):
+                state = pred.init_state(video_path=video.name)
+            for t in sorted(prompts):
+                labels = prompts[t][:, ::-1] if self.hflip else prompts[t]
+                for oid in sorted(o for o, f in first_given.items() if f == t):
+                    pred.add_new_mask(inference_state=state, frame_idx=t, obj_id=oid, mask=labels == oid)
+            pred.propagate_in_video_preflight(state)
+        max_valid = min(num_frames, pred.max_obj_ptrs_in_encoder) - 1
+        self.trace = {}
+        self.stats = {}
+        for idx in sorted(state["obj_idx_to_id"], key=lambda i: state["obj_idx_to_id"][i]):
+            oid = state["obj_idx_to_id"][idx]
+            s = first_given[oid]
+            prompt_out = state["output_dict_per_obj"][idx]["cond_frame_outputs"][s]
+            tree = Tree(s, self.num_pathway, self.iou_threshold, max_valid)
+            tree.prompt_record = spill.put(prompt_out["pred_masks"][0, 0].float().cpu())
+            objects.append(_Object(oid, idx, tree, prompt_out))
+        peak_payload = 0
+        for f in range(num_frames):
+            active = [o for o in objects if o.tree.start < f]
+            if active:
+                with self._compute():
+                    feats = pred._get_image_feature(state, f, 1)
+                    for obj in active:
+                        self._step(state, obj, f, feats, num_frames, spill)
+                peak_payload = max(peak_payload, sum(len(o.payload) for o in objects))
+            self.stats = {"frames": f + 1, "max_payloads": peak_payload, "spilled_records": spill.records,
+                          "spilled_mib": round(spill.bytes_on_disk / 2**20, 2)}
+            yield f
 
     # ---- one object on one frame --------------------------------------------------------------------------------
     def _step(self, state: dict, obj: _Object, t: int, feats, num_frames: int, spill: LogitSpill) -> None:

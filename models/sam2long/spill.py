@@ -29,15 +29,23 @@ class LogitSpill:
 
     def put(self, array) -> int:
         data = np.ascontiguousarray(np.asarray(array, dtype=np.float32).reshape(self.shape)).tobytes()
-        os.pwrite(self._fd, data, self.records * self.nbytes)
+        view, offset = memoryview(data), self.records * self.nbytes
+        while view:
+            n = os.pwrite(self._fd, view, offset)
+            view, offset = view[n:], offset + n
         self.records += 1
         return self.records - 1
 
     def get(self, record: int) -> np.ndarray:
         if not 0 <= record < self.records:
             raise IndexError(record)
-        data = os.pread(self._fd, self.nbytes, record * self.nbytes)
-        return np.frombuffer(data, dtype=np.float32).reshape(self.shape).copy()
+        out = bytearray()
+        while len(out) < self.nbytes:
+            chunk = os.pread(self._fd, self.nbytes - len(out), record * self.nbytes + len(out))
+            if not chunk:
+                raise OSError(f"spill file truncated at record {record}")
+            out += chunk
+        return np.frombuffer(out, dtype=np.float32).reshape(self.shape).copy()
 
     @property
     def bytes_on_disk(self) -> int:
