@@ -28,6 +28,7 @@ file (:mod:`models.sam2long.spill`) in ``scratch_dir`` (the stage points it at t
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Iterator
 
@@ -82,6 +83,8 @@ class Sam2LongSegmenter(Sam2Segmenter):
     """A SAM2Long member. Same arguments as :class:`Sam2Segmenter` (no ``vos_optimized``: the compiled predictor
     is a different class), plus ``num_pathway``, ``iou_threshold``, ``uncertainty`` (see the module docstring).
 
+    ``autocast``: None (default) runs bf16 autocast on CUDA as the official evaluation does, fp32 on CPU; False
+    forces fp32 on CUDA too (the gpu test compares the two).
     ``trace``: record the whole tree (per object and frame: candidates, slots, memory frames) in ``self.trace``
     for comparison with the official code; off in production runs (it grows with the video)."""
 
@@ -92,7 +95,7 @@ class Sam2LongSegmenter(Sam2Segmenter):
                  device: str | torch.device | None = None, objects_from: str | None = None,
                  num_pathway: int = DEFAULTS["num_pathway"], iou_threshold: float = DEFAULTS["iou_threshold"],
                  uncertainty: float = DEFAULTS["uncertainty"], scratch_dir: str | Path | None = None,
-                 trace: bool = False):
+                 trace: bool = False, autocast: bool | None = None):
         self.num_pathway, self.iou_threshold, self.uncertainty = check_options(num_pathway, iou_threshold,
                                                                                uncertainty)
         super().__init__(checkpoint, config=config, image_size=image_size, mem_scale=mem_scale, mem_bias=mem_bias,
@@ -102,11 +105,23 @@ class Sam2LongSegmenter(Sam2Segmenter):
         except ValueError as exc:
             raise MassegError(f"config {self.config_ref.label} does not fit SAM2Long: {exc}", self.config_ref.path,
                               "use a packaged SAM2/SAM2.1 config") from None
+        if autocast is False:  # fp32 on CUDA too (the official evaluation autocasts to bf16 there)
+            self.dtype = torch.float32
+        elif autocast and self.device.type != "cuda":
+            raise MassegError("bf16 autocast is only used on CUDA", fix="drop autocast on CPU")
         self.scratch_dir = scratch_dir
         self.trace_enabled = bool(trace)
         self.trace: dict = {}
 
     # ---- the segmenter protocol ---------------------------------------------------------------------------------
+    def _compute(self):
+        """inference mode, plus bf16 autocast on CUDA unless fp32 was asked for (``autocast=False``)."""
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.inference_mode())
+        if self.device.type == "cuda" and self.dtype == torch.bfloat16:
+            stack.enter_context(torch.autocast("cuda", dtype=torch.bfloat16))
+        return stack
+
     def settings(self) -> dict:
         return dict(super().settings(), num_pathway=self.num_pathway, iou_threshold=self.iou_threshold,
                     uncertainty=self.uncertainty)
