@@ -67,7 +67,7 @@ def test_missing_required_and_duplicates(tmp_path):
         load_experiment(tmp_path / "c.toml")
     text = str(err.value)
     assert "run.out: missing" in text and "member[1].name: 'a' used twice" in text
-    assert "member[1].model: unknown model 'xmem' (known models: cutie, sam2)" in text
+    assert "member[1].model: unknown model 'xmem' (known models: cutie, sam2, sam2long)" in text
     assert "member[1].checkpoint: missing" in text
     # a checkpoint outside the registry names no SAM2 config: the variant must be given
     assert "member[0].variant: not set" in text
@@ -165,7 +165,7 @@ def test_member_problems_of_every_model_are_reported_before_any_inference(tmp_pa
                      "member[1].image_size: sam2 input size must be a positive multiple of 32 (e.g. 512, 768, "
                      "1024, 1280), got 1040",
                      "member[2].preset: 'fastest' is not one of",
-                     "member[3].model: unknown model 'xmem' (known models: cutie, sam2)",
+                     "member[3].model: unknown model 'xmem' (known models: cutie, sam2, sam2long)",
                      "4 problems"):
         assert expected in err, (expected, err)
     assert not (tmp_path / "run").exists()       # nothing ran, nothing was written

@@ -41,7 +41,7 @@ def test_member_spec_defaults_and_json_round_trip():
 
 
 @pytest.mark.parametrize("bad, message", [
-    ({"model": "xmem", "checkpoint": "a"}, r"unknown model 'xmem' \(known models: cutie, sam2\)"),
+    ({"model": "xmem", "checkpoint": "a"}, r"unknown model 'xmem' \(known models: cutie, sam2, sam2long\)"),
     ({"model": "sam2", "options": {"variant": "sam2.1_hiera_t"}}, "checkpoint: missing"),
     ({"model": "sam2", "checkpoint": "a", "image_size": "512"}, "image_size: must be an integer"),
     ({"model": "sam2", "checkpoint": "a", "image_size": 1040, "options": {"variant": "sam2.1_hiera_t"}},

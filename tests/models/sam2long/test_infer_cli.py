@@ -1,5 +1,6 @@
-"""`masseg infer --model sam2long` end to end on a shared clip at a small size, then `masseg fuse` with it as a
-member next to a SAM2 member; bad options fail with one line (exit 2) before any model is loaded."""
+"""`masseg infer --model sam2long` (declared in models/members/sam2long.py through the model registry) end to end on
+a shared clip at a small size, then `masseg fuse` with it as a member next to a SAM2 member; bad options fail with
+one line (exit 2) before any model is loaded."""
 from __future__ import annotations
 
 import json
@@ -60,9 +61,9 @@ def test_infer_then_fuse_as_member(small_root, sl_weights, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("extra,needle", [
-    (("--num-pathway", "0"), "num_pathway 0 is not a positive integer"),
-    (("--iou-threshold", "1.5"), "iou_threshold 1.5 is outside [0, 1)"),
-    (("--uncertainty", "-1"), "uncertainty -1.0 must be a finite number >= 0"),
+    (("--num-pathway", "0"), "num_pathway: must be a positive integer (e.g. 3), got 0"),
+    (("--iou-threshold", "1.5"), "iou_threshold: must be in [0, 1) (e.g. 0.1), got 1.5"),
+    (("--uncertainty", "-1"), "uncertainty: must be a finite number >= 0 (e.g. 2), got -1.0"),
 ])
 def test_bad_options_one_line_before_loading(small_root, tmp_path, capsys, extra, needle):
     missing = tmp_path / "no-such-weights.pt"  # never read: the options fail first
@@ -72,6 +73,15 @@ def test_bad_options_one_line_before_loading(small_root, tmp_path, capsys, extra
     assert not (tmp_path / "s").exists()
 
 
-def test_vos_optimized_is_refused(small_root, sl_weights, tmp_path, capsys):
+def test_sam2_only_option_is_refused(small_root, sl_weights, tmp_path, capsys):
     assert main(infer_args("sam2long", small_root, tmp_path / "s", sl_weights, "--vos-optimized")) == 2
-    assert "--vos-optimized is not available for --model sam2long" in capsys.readouterr().err
+    assert "--vos-optimized does not apply to --model sam2long" in capsys.readouterr().err
+
+
+def test_registered_with_its_options():
+    from models.registry import get
+
+    fam = get("sam2long")
+    assert fam.recipe_kind == "sam2_bilinear" and fam.checkpoint_family == "sam2"
+    assert {o.name: o.default for o in fam.options if o.default is not None} == \
+        {"num_pathway": 3, "iou_threshold": 0.1, "uncertainty": 2.0}
