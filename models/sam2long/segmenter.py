@@ -34,6 +34,7 @@ from typing import Iterator
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from data.dataset import Video
 from data.errors import MassegError
@@ -136,8 +137,11 @@ class Sam2LongSegmenter(Sam2Segmenter):
         num_frames = len(video)
         with LogitSpill((hw, hw), self.scratch_dir) as spill:
             objects = []
-            for _ in self.track(video, spill, objects):
-                pass
+            # the stage's bar counts written frames, which all come at the end: show the tracking pass too
+            with tqdm(total=num_frames, desc=f"sam2long tracking {video.name}", unit="frame", leave=False,
+                      position=2, disable=None, dynamic_ncols=True) as bar:
+                for _ in self.track(video, spill, objects):
+                    bar.update(1)
             paths = {o.obj_id: o.tree.backtrace(num_frames - 1) for o in objects}
             if self.trace_enabled:
                 for o in objects:
