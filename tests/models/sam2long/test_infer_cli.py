@@ -85,3 +85,22 @@ def test_registered_with_its_options():
     assert fam.recipe_kind == "sam2_bilinear" and fam.checkpoint_family == "sam2"
     assert {o.name: o.default for o in fam.options if o.default is not None} == \
         {"num_pathway": 3, "iou_threshold": 0.1, "uncertainty": 2.0}
+
+
+def test_experiment_config_member(tmp_path):
+    """`model = "sam2long"` in an experiment config: defaults filled, bad values reported before any inference."""
+    from pipeline.config import ConfigError, load_experiment
+
+    cfg = ('[run]\nout = "{out}"\n[data]\nroot = "{root}"\nprotocol = "none"\n[[member]]\nname = "long"\n'
+           'model = "sam2long"\ncheckpoint = "sam2.1_hiera_tiny"\nimage_size = [512]\n{extra}')
+    (tmp_path / "ok.toml").write_text(cfg.format(out=tmp_path / "run", root=tmp_path, extra="uncertainty = 1\n"))
+    exp = load_experiment(tmp_path / "ok.toml")
+    assert [r.store_name for r in exp.member_runs()] == ["long-s512"]
+    opts = exp.members[0].options
+    assert (opts["num_pathway"], opts["iou_threshold"], opts["uncertainty"]) == (3, 0.1, 1.0)
+    (tmp_path / "bad.toml").write_text(cfg.format(out=tmp_path / "run", root=tmp_path,
+                                                  extra="num_pathway = 0\niou_threshold = 2\n"))
+    with pytest.raises(ConfigError) as err:
+        load_experiment(tmp_path / "bad.toml")
+    assert "num_pathway: must be a positive integer" in str(err.value)
+    assert "iou_threshold: must be in [0, 1)" in str(err.value)
