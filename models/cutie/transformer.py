@@ -37,20 +37,27 @@ class PositionalEncoding(nn.Module):
 
     def forward(self, h: int, w: int, dtype: torch.dtype) -> torch.Tensor:
         """(h, w, dim) encoding."""
-        # the buffer's version changes when a checkpoint is copied in, which invalidates the cache
-        key = (h, w, dtype, self.inv_freq.device, self.inv_freq.data_ptr(), self.inv_freq._version)
-        if self._cache is not None and self._cache[0] == key:
-            return self._cache[1]
-        device = self.inv_freq.device
-        pos_y = torch.arange(h, device=device, dtype=self.inv_freq.dtype)
-        pos_x = torch.arange(w, device=device, dtype=self.inv_freq.dtype)
+        inv_freq = self.inv_freq
+        if self._cache is not None:
+            (ch, cw, cdtype, cfreq), emb = self._cache
+            # Compare the buffer's values, not its version counter: tensors made under inference_mode
+            # (a network built there, as the official evaluation does) have no version counter, and a
+            # checkpoint copied in changes the values. An inference tensor may not be used outside
+            # inference_mode, so such a cached result is only reused inside it.
+            if ((ch, cw, cdtype) == (h, w, dtype) and cfreq.device == inv_freq.device
+                    and torch.equal(cfreq, inv_freq)
+                    and (not emb.is_inference() or torch.is_inference_mode_enabled())):
+                return emb
+        device = inv_freq.device
+        pos_y = torch.arange(h, device=device, dtype=inv_freq.dtype)
+        pos_x = torch.arange(w, device=device, dtype=inv_freq.dtype)
         pos_y = pos_y / (pos_y[-1] + self.eps) * self.scale
         pos_x = pos_x / (pos_x[-1] + self.eps) * self.scale
-        half = self.inv_freq.numel() * 2
+        half = inv_freq.numel() * 2
         emb = torch.zeros((h, w, half * 2), device=device, dtype=dtype)
-        emb[:, :, :half] = self._axis(pos_x, self.inv_freq)
-        emb[:, :, half:] = self._axis(pos_y, self.inv_freq).unsqueeze(1)
-        self._cache = (key, emb)
+        emb[:, :, :half] = self._axis(pos_x, inv_freq)
+        emb[:, :, half:] = self._axis(pos_y, inv_freq).unsqueeze(1)
+        self._cache = ((h, w, dtype, inv_freq.detach().clone()), emb)
         return emb
 
 
