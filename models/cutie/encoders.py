@@ -1,26 +1,18 @@
 """Image and mask encoders.
 
-The ResNet trunks are torchvision's (built without pretrained weights; the checkpoint supplies them):
-torchvision's layout (conv1/bn1/layerN, Bottleneck stride on the 3x3 conv) is the one the official
-checkpoints use. BatchNorm always runs with running statistics.
+The ResNet trunks (``resnet.py``) follow torchvision's layout (conv1/bn1/layerN, Bottleneck stride on the
+3x3 conv), the one the official checkpoints use; no pretrained weights, the checkpoint supplies them.
+BatchNorm always runs with running statistics.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torchvision
 
 from .config import ModelConfig
 from .modules import GroupFeatureFusionBlock, SensoryDeepUpdater
-
-
-def _trunk(name: str) -> nn.Module:
-    builders = {"resnet18": torchvision.models.resnet18, "resnet50": torchvision.models.resnet50}
-    try:
-        return builders[name](weights=None)
-    except KeyError:
-        raise ValueError(f"unsupported ResNet trunk {name!r}") from None
+from .resnet import Trunk
 
 
 class _FrozenBN(nn.Module):
@@ -36,7 +28,7 @@ class PixelEncoder(_FrozenBN):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        net = _trunk(cfg.pixel_encoder)
+        net = Trunk(cfg.pixel_encoder)
         self.conv1 = net.conv1
         self.bn1 = net.bn1
         self.maxpool = net.maxpool
@@ -79,8 +71,8 @@ class MaskEncoder(_FrozenBN):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        net = _trunk("resnet18")
-        self.conv1 = nn.Conv2d(5, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        net = Trunk("resnet18", in_channels=5)
+        self.conv1 = net.conv1
         self.bn1 = net.bn1
         self.maxpool = net.maxpool
         self.layer1 = net.layer1

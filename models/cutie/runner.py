@@ -21,9 +21,7 @@ from typing import Callable, Iterable, Iterator, Mapping
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchvision.transforms.functional as TF
 from PIL import Image
-from torchvision.transforms import InterpolationMode
 
 from .config import CutieSettings
 from .inference import InferenceCore, frame_recipe
@@ -100,16 +98,34 @@ class CutieFrame:
     is_prompt: bool = False  # a mask was given on this frame
 
 
+def loader_size(hw: tuple[int, int], size: int) -> tuple[int, int]:
+    """(H, W) after the official loader resize: shorter side -> ``size``, longer side scaled and truncated.
+
+    The rule of torchvision's ``Resize([size])``, which the official data loader uses; spelled out here so
+    that inference does not import torchvision.
+    """
+    h, w = int(hw[0]), int(hw[1])
+    if h <= w:
+        return size, int(size * w / h)
+    return int(size * h / w), size
+
+
 def loader_resize(image: torch.Tensor, size: int) -> torch.Tensor:
     """Official data-loader resize of a (3, H, W) float image: shorter side -> size, bilinear + antialias."""
-    return TF.resize(image, [size], interpolation=InterpolationMode.BILINEAR, antialias=True)
+    out_hw = loader_size(image.shape[-2:], size)
+    if tuple(image.shape[-2:]) == out_hw:
+        return image
+    return F.interpolate(image[None], size=out_hw, mode="bilinear", align_corners=False, antialias=True)[0]
 
 
 def loader_resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
     """Same for a label map: PIL nearest (ids up to 2**31 - 1)."""
+    out_h, out_w = loader_size(mask.shape, size)
+    if (out_h, out_w) == mask.shape:
+        return mask.astype(np.int64)
     small = mask.max(initial=0) < 256
     pil = Image.fromarray(mask.astype(np.uint8 if small else np.int32))
-    return np.asarray(TF.resize(pil, [size], interpolation=InterpolationMode.NEAREST)).astype(np.int64)
+    return np.asarray(pil.resize((out_w, out_h), Image.NEAREST)).astype(np.int64)
 
 
 def _needs_loader_resize(h: int, w: int, size: int) -> bool:

@@ -15,7 +15,6 @@ from typing import Iterator
 
 import numpy as np
 import torch
-import torchvision.transforms.functional as TF
 
 from data.dataset import Video
 from data.errors import DatasetError, MassegError
@@ -25,7 +24,7 @@ from .config import preset as make_preset
 from .device import pick_device
 from .inference import frame_recipe
 from .recipe import with_resize
-from .runner import CutieRunner, PromptError, Prompts
+from .runner import CutieRunner, PromptError, Prompts, loader_size
 from .weights import CheckpointMismatchError, build_cutie
 
 
@@ -82,9 +81,8 @@ class CutieSegmenter:
 
     def _net_hw(self, hw: tuple[int, int]) -> tuple[int, int]:
         size = self.settings.resize_shorter_side
-        if size > 0 and min(hw) > size:  # the runner's loader resize; let torchvision compute the geometry
-            out = TF.resize(torch.zeros(1, *hw), [size], antialias=False)
-            return int(out.shape[-2]), int(out.shape[-1])
+        if size > 0 and min(hw) > size:  # the runner's loader resize
+            return loader_size(hw, size)
         return hw
 
     def recipe(self, video: Video) -> dict:
