@@ -1,16 +1,25 @@
-"""Cutie speed and memory on CPU at 480p (run by hand or `make bench`, not part of the test suite).
+"""Cutie speed, memory and import cost on CPU at 480p, side by side with ours at the start of issue 12
+(run by hand or `make bench`, not part of the test suite).
 
-Setup: the golden fixture's video (8 frames, cycled to BENCH_CUTIE_FRAMES, default 10) resized to 854x480,
-its two objects given on frame 0, the golden recipe weights (sha256-checked), preset "mose" (480p, mem_every 5,
-5 memory frames, top_k 30), fp32, BENCH_CUTIE_THREADS threads (default 2), for cutie-small and cutie-base.
+Setup (the issue's measurement): DAVIS bmx-trees frames 0..BENCH_CUTIE_FRAMES-1 (default 12) at 854x480, its two
+DAVIS-2017 objects given on frame 0, the golden recipe weights (sha256-checked), preset "mose" (480p, mem_every 5,
+5 memory frames, top_k 30), fp32, BENCH_CUTIE_THREADS threads (default 2), cutie-small and cutie-base.
 
-Reported per model: seconds per frame (wall, and CPU seconds / threads, which is what an uncontended machine
-would show as wall time), both over all frames and over frames 1.. (frame 0 only encodes the given mask),
-peak RSS (also after importing torch and after building the model), and the ratio to the official figures (cutie-small 1.3-1.6 s/frame, cutie-base 1.8-2.1 s/frame on
-2 uncontended cores; the range midpoint is used). Each model runs in its own subprocess (clean peak RSS) with
-OMP_WAIT_POLICY=PASSIVE: with the default spinning OpenMP threads, a machine shared with other jobs makes
-2-thread runs several times slower than 1-thread runs. The 1-minute load average is printed; other jobs slow
-the wall time, so the CPU-time figure is the more reliable one here.
+Compared:
+* the official Cutie code, as measured side by side on a quiet machine of this type (issue 12, same input and
+  weights): small 1.019 s/frame, 1361 MiB peak RSS; base 1.301 s/frame, 1442 MiB. Goal: ours/official <= 0.87
+  per frame, peak RSS at or below the official's.
+* ours at the start of issue 12 (commit ``BASELINE_COMMIT``, taken with ``git archive`` into a temporary tree):
+  the regression guard. Ours and the baseline run alternately, each in a fresh interpreter (clean peak RSS), for
+  BENCH_CUTIE_ROUNDS rounds (default 2); the best round of each counts. Their last-frame probabilities are
+  compared (max |d prob|), so a speed-up that changed the outputs shows.
+
+Per model: steady seconds per frame (frames 1.., frame 0 only encodes the mask) as wall time and as CPU seconds /
+threads (what an uncontended machine shows as wall time; the shared machine makes wall time noisy, so the guard
+uses CPU time), peak RSS, and the import cost (modules, seconds, RSS after ``import models.cutie``). The load
+averages before and after every run are printed. OMP_WAIT_POLICY=PASSIVE by default (spinning OpenMP threads make
+2-thread runs several times slower on a shared machine); BENCH_OMP_WAIT_POLICY=ACTIVE measures as an uncontended
+official run would.
 
 Stand-alone: ``python -m tests.benchmarks.bench_cutie`` prints the same JSON.
 """
@@ -25,13 +34,23 @@ import tempfile
 import time
 from pathlib import Path
 
-import pytest
+if __name__ == "__main__" and sys.argv[1:2] == ["worker"]:
+    pytest = None  # a worker measures the import cost of models.cutie: keep pytest out of its process
+else:
+    import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-GOLDEN = REPO.parent / "shared" / "golden" / "cutie"
-FRAMES = int(os.environ.get("BENCH_CUTIE_FRAMES", "10"))
+SHARED = REPO.parent / "shared"
+GOLDEN = SHARED / "golden" / "cutie"
+CLIP = SHARED / "vos-clips"
+FRAMES = int(os.environ.get("BENCH_CUTIE_FRAMES", "12"))
 THREADS = int(os.environ.get("BENCH_CUTIE_THREADS", "2"))
-OFFICIAL_S_PER_FRAME = {"small": (1.3, 1.6), "base": (1.8, 2.1)}
+ROUNDS = int(os.environ.get("BENCH_CUTIE_ROUNDS", "2"))
+MODELS = tuple(os.environ.get("BENCH_CUTIE_MODELS", "small,base").split(","))
+BASELINE_COMMIT = "4a82f36"  # ours when issue 12 was filed
+# issue 12, official Cutie measured side by side on this machine type (steady wall s/frame, peak RSS MiB)
+OFFICIAL = {"small": {"s_per_frame": 1.019, "peak_rss_mb": 1361}, "base": {"s_per_frame": 1.301, "peak_rss_mb": 1442}}
+GOAL_RATIO = 0.87
 SIZE = (480, 854)  # H, W
 
 
@@ -45,55 +64,76 @@ def _cpu_seconds() -> float:
 
 
 def _video(n: int):
-    """Golden frames bilinearly resized to 854x480 (cycled to n frames) and the first mask (nearest)."""
+    """bmx-trees frames 0..n-1 (854x480 RGB uint8) and the DAVIS-2017 first-frame mask (objects 1, 2)."""
     import numpy as np
-    import torch
-    import torch.nn.functional as F
+    from PIL import Image
 
-    data = np.load(GOLDEN / "video.npz")
-    frames = torch.from_numpy(data["frames"]).permute(0, 3, 1, 2).float()
-    frames = F.interpolate(frames, size=SIZE, mode="bilinear", align_corners=False).round().clamp(0, 255)
-    frames = frames.byte().permute(0, 2, 3, 1).numpy()
-    mask = F.interpolate(torch.from_numpy(data["first_mask"])[None, None].float(), size=SIZE, mode="nearest")
-    return [frames[i % len(frames)] for i in range(n)], mask[0, 0].byte().numpy()
+    names = sorted((CLIP / "davis2016" / "JPEGImages" / "bmx-trees").glob("*.jpg"))[:n]
+    frames = [np.asarray(Image.open(p).convert("RGB")) for p in names]
+    mask = np.asarray(Image.open(CLIP / "davis2017_firstframe" / "Annotations" / "bmx-trees" / "00000.png"))
+    return frames, mask
 
 
 def worker(spec: dict) -> dict:
-    """One model over the video; runs in a fresh interpreter."""
+    """One model over the clip with the code of ``spec['tree']``; runs in a fresh interpreter."""
+    sys.path.insert(0, spec["tree"])
+    start = time.perf_counter()
+    import models.cutie  # noqa: F401 - the import cost is measured
+
+    import_s = time.perf_counter() - start
+    modules = len(sys.modules)
+    heavy = [m for m in ("torchvision", "torch._dynamo", "sympy") if m in sys.modules]
+    import_rss = _peak_rss_mb()
+    import numpy as np
     import torch
 
-    sys.path.insert(0, str(REPO))
     from models.cutie import Prompts, build_cutie, iter_video, preset
 
     torch.set_num_threads(spec["threads"])
-    import_rss = _peak_rss_mb()  # torch alone takes a large share
     net = build_cutie(spec["model"], spec["weights"], device="cpu")
     frames, mask = _video(spec["frames"])
     build_rss = _peak_rss_mb()
     times, cpus = [], []
+    last = None
     start, cpu = time.perf_counter(), _cpu_seconds()
     for result in iter_video(net, frames, Prompts.first_frame_only(mask), preset("mose")):
         now, now_cpu = time.perf_counter(), _cpu_seconds()
         times.append(now - start)
         cpus.append(now_cpu - cpu)
-        start, cpu = now, now_cpu
         assert result.prob.shape == (3, *SIZE) and result.logits.shape[-2:] == (120, 216)
+        last = result.prob
+        start, cpu = time.perf_counter(), _cpu_seconds()
+    np.save(spec["prob_out"], last)
     return {"model": spec["model"], "frames": len(times), "seconds": times, "cpu_seconds": cpus,
-            "import_rss_mb": import_rss, "build_rss_mb": build_rss, "peak_rss_mb": _peak_rss_mb()}
+            "import_s": import_s, "import_modules": modules, "import_heavy": heavy, "import_rss_mb": import_rss,
+            "build_rss_mb": build_rss, "peak_rss_mb": _peak_rss_mb()}
 
 
 def run_worker(spec: dict) -> dict:
-    # PASSIVE suits a shared machine; BENCH_OMP_WAIT_POLICY=ACTIVE measures as an uncontended official run would
-    env = dict(os.environ, OMP_WAIT_POLICY=os.environ.get("BENCH_OMP_WAIT_POLICY", "PASSIVE"), PYTHONPATH=str(REPO))
-    proc = subprocess.run([sys.executable, "-m", "tests.benchmarks.bench_cutie", "worker", json.dumps(spec)],
-                          capture_output=True, text=True, cwd=REPO, env=env)
+    env = dict(os.environ, OMP_WAIT_POLICY=os.environ.get("BENCH_OMP_WAIT_POLICY", "PASSIVE"))
+    env.pop("PYTHONPATH", None)  # the worker puts its tree first itself
+    load_before = os.getloadavg()[0]
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "worker", json.dumps(spec)],
+                          capture_output=True, text=True, cwd=spec["tree"], env=env)
     if proc.returncode != 0:
-        raise RuntimeError(f"worker failed ({spec['model']}):\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+        raise RuntimeError(f"worker failed ({spec['model']}, {spec['tree']}):\n{proc.stderr[-3000:]}")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["load_avg_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    return out
+
+
+def baseline_tree(tmp: Path) -> Path:
+    """Our code at BASELINE_COMMIT, extracted from git (models/ and data/ are what the worker imports)."""
+    dest = tmp / f"baseline-{BASELINE_COMMIT}"
+    dest.mkdir()
+    archive = subprocess.run(["git", "archive", BASELINE_COMMIT, "models", "data"], cwd=REPO, capture_output=True,
+                             check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
 
 
 def prepare(tmp: Path) -> dict:
-    """Golden recipe weights of both models, sha256-checked, saved as .pth files."""
+    """Golden recipe weights, sha256-checked, saved as .pth files."""
     import importlib.util
 
     import torch
@@ -104,7 +144,7 @@ def prepare(tmp: Path) -> dict:
     variants = json.loads((GOLDEN / "variants.json").read_text())
     expected = {v["model"]: v["weights_sha256"] for v in variants.values()}
     paths = {}
-    for model in ("small", "base"):
+    for model in MODELS:
         sd = mw.make_state_dict(str(GOLDEN / f"keys_{model}.json"))
         if mw.state_dict_sha256(sd) != expected[model]:
             raise RuntimeError(f"recipe weights for {model} do not match the fixture's sha256")
@@ -113,47 +153,98 @@ def prepare(tmp: Path) -> dict:
     return paths
 
 
-def summarize(run: dict, threads: int) -> dict:
-    wall, cpu = run["seconds"], run["cpu_seconds"]
-    steady_wall = sum(wall[1:]) / max(1, len(wall) - 1)
-    steady_cpu = sum(cpu[1:]) / max(1, len(cpu) - 1) / threads
-    lo, hi = OFFICIAL_S_PER_FRAME[run["model"]]
-    mid = (lo + hi) / 2
+def _steady(run: dict, threads: int) -> tuple[float, float]:
+    wall, cpu = run["seconds"][1:], run["cpu_seconds"][1:]
+    return sum(wall) / len(wall), sum(cpu) / len(cpu) / threads
+
+
+def _side(runs: list[dict], threads: int) -> dict:
+    steady = [_steady(r, threads) for r in runs]
+    r0 = runs[0]
     return {
-        "frames": run["frames"], "threads": threads,
-        "s_per_frame_wall_all": round(sum(wall) / len(wall), 3),
-        "s_per_frame_wall_steady": round(steady_wall, 3),
-        "s_per_frame_cpu_over_threads_steady": round(steady_cpu, 3),
-        "official_s_per_frame": [lo, hi],
-        "ratio_wall_vs_official_mid": round(steady_wall / mid, 2),
-        "ratio_cpu_vs_official_mid": round(steady_cpu / mid, 2),
-        "peak_rss_mb": round(run["peak_rss_mb"], 1), "rss_after_import_mb": round(run["import_rss_mb"], 1),
-        "rss_after_build_mb": round(run["build_rss_mb"], 1),
+        "s_per_frame_wall_steady": round(min(s[0] for s in steady), 3),
+        "s_per_frame_cpu_over_threads_steady": round(min(s[1] for s in steady), 3),
+        "rounds_wall": [round(s[0], 3) for s in steady], "rounds_cpu_over_threads": [round(s[1], 3) for s in steady],
+        "peak_rss_mb": round(min(r["peak_rss_mb"] for r in runs), 1),
+        "rss_after_import_mb": round(r0["import_rss_mb"], 1), "rss_after_build_mb": round(r0["build_rss_mb"], 1),
+        "import_modules": r0["import_modules"], "import_s": round(min(r["import_s"] for r in runs), 2),
+        "import_heavy": r0["import_heavy"], "load_avg_1min": [r["load_avg_1min"] for r in runs],
     }
 
 
-def bench(weights: dict) -> dict:
-    out = {}
-    for model in ("small", "base"):
-        run = run_worker({"model": model, "weights": weights[model], "frames": FRAMES, "threads": THREADS})
-        out[model] = summarize(run, THREADS)
-    out["load_avg_1min"] = round(os.getloadavg()[0], 2)
+def bench(weights: dict, tmp: Path) -> dict:
+    import numpy as np
+
+    base_tree = baseline_tree(tmp)
+    out = {"frames": FRAMES, "threads": THREADS, "rounds": ROUNDS, "baseline_commit": BASELINE_COMMIT,
+           "load_avg_start": [round(v, 2) for v in os.getloadavg()]}
+    for model in MODELS:
+        runs: dict[str, list[dict]] = {"ours": [], "baseline": []}
+        probs = {}
+        for _ in range(ROUNDS):
+            for side, tree in (("ours", REPO), ("baseline", base_tree)):  # alternate: same load for both
+                prob_out = str(tmp / f"{model}-{side}.npy")
+                runs[side].append(run_worker({"model": model, "weights": weights[model], "frames": FRAMES,
+                                              "threads": THREADS, "tree": str(tree), "prob_out": prob_out}))
+                probs[side] = np.load(prob_out)
+        ours, base = _side(runs["ours"], THREADS), _side(runs["baseline"], THREADS)
+        official = OFFICIAL[model]
+        out[model] = {
+            "ours": ours, "baseline": base, "official": official,
+            "ratio_wall_vs_official": round(ours["s_per_frame_wall_steady"] / official["s_per_frame"], 3),
+            "ratio_cpu_vs_official": round(ours["s_per_frame_cpu_over_threads_steady"] / official["s_per_frame"], 3),
+            "ratio_wall_vs_baseline": round(ours["s_per_frame_wall_steady"] / base["s_per_frame_wall_steady"], 3),
+            "ratio_cpu_vs_baseline": round(ours["s_per_frame_cpu_over_threads_steady"]
+                                           / base["s_per_frame_cpu_over_threads_steady"], 3),
+            "peak_rss_vs_official": round(ours["peak_rss_mb"] / official["peak_rss_mb"], 3),
+            "max_abs_dprob_vs_baseline_last_frame": float(np.abs(probs["ours"] - probs["baseline"]).max()),
+        }
+    out["load_avg_end"] = [round(v, 2) for v in os.getloadavg()]
     return out
 
 
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    if not GOLDEN.is_dir():
-        pytest.skip(f"shared golden material not found at {GOLDEN}")
-    return prepare(tmp_path_factory.mktemp("bench_cutie"))
+def _print_table(res: dict) -> None:
+    print(f"\nCutie 480p CPU, bmx-trees frames 0-{res['frames'] - 1}, 2 objects, {res['threads']} threads, "
+          f"best of {res['rounds']} alternating rounds; load average start {res['load_avg_start']}, "
+          f"end {res['load_avg_end']}")
+    for model in MODELS:
+        r = res[model]
+        o, b = r["ours"], r["baseline"]
+        print(f"  {model}: ours {o['s_per_frame_wall_steady']:.3f} s/frame wall, "
+              f"{o['s_per_frame_cpu_over_threads_steady']:.3f} cpu/threads | baseline {b['s_per_frame_wall_steady']:.3f}"
+              f" / {b['s_per_frame_cpu_over_threads_steady']:.3f} | official {r['official']['s_per_frame']:.3f}"
+              f" -> ours/official wall {r['ratio_wall_vs_official']:.3f}, cpu {r['ratio_cpu_vs_official']:.3f}"
+              f" (goal <= {GOAL_RATIO}); ours/baseline wall {r['ratio_wall_vs_baseline']:.3f},"
+              f" cpu {r['ratio_cpu_vs_baseline']:.3f}")
+        print(f"      peak RSS ours {o['peak_rss_mb']:.0f} / baseline {b['peak_rss_mb']:.0f} / official"
+              f" {r['official']['peak_rss_mb']} MiB; import: ours {o['import_modules']} modules {o['import_s']:.2f} s"
+              f" {o['rss_after_import_mb']:.0f} MiB, baseline {b['import_modules']} modules {b['import_s']:.2f} s"
+              f" {b['rss_after_import_mb']:.0f} MiB; max|d prob| vs baseline {r['max_abs_dprob_vs_baseline_last_frame']:.1e}"
+              f"; load per run ours {o['load_avg_1min']} baseline {b['load_avg_1min']}")
 
 
-def test_cutie_speed_and_memory_480p(weights):
-    res = bench(weights)
-    print("\nCutie 480p CPU:", json.dumps(res, indent=1))
-    for model in ("small", "base"):
-        assert res[model]["frames"] == FRAMES
-        assert res[model]["s_per_frame_cpu_over_threads_steady"] > 0
+if pytest is not None:
+    @pytest.fixture(scope="module")
+    def context(tmp_path_factory):
+        if not GOLDEN.is_dir() or not (CLIP / "davis2016" / "JPEGImages" / "bmx-trees").is_dir():
+            pytest.skip(f"shared golden material or the bmx-trees clip not found under {SHARED}")
+        if subprocess.run(["git", "cat-file", "-e", BASELINE_COMMIT], cwd=REPO, capture_output=True).returncode != 0:
+            pytest.skip(f"baseline commit {BASELINE_COMMIT} not in this checkout's git history")
+        tmp = tmp_path_factory.mktemp("bench_cutie")
+        return prepare(tmp), tmp
+
+    def test_cutie_speed_and_memory_480p(context):
+        weights, tmp = context
+        res = bench(weights, tmp)
+        print("\n" + json.dumps(res, indent=1))
+        _print_table(res)
+        for model in MODELS:
+            r = res[model]
+            assert r["ours"]["import_heavy"] == []  # no torchvision / dynamo / sympy on the inference path
+            # regression guard: CPU time (robust to other jobs on the machine) and peak RSS no worse than the baseline
+            assert r["ratio_cpu_vs_baseline"] <= 1.05, r
+            assert r["ours"]["peak_rss_mb"] <= r["baseline"]["peak_rss_mb"] * 1.02, r
+            assert r["max_abs_dprob_vs_baseline_last_frame"] <= 2e-4, r
 
 
 if __name__ == "__main__":
@@ -161,4 +252,6 @@ if __name__ == "__main__":
         print(json.dumps(worker(json.loads(sys.argv[2]))))
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            print(json.dumps(bench(prepare(Path(tmp))), indent=1))
+            result = bench(prepare(Path(tmp)), Path(tmp))
+            print(json.dumps(result, indent=1))
+            _print_table(result)
