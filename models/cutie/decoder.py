@@ -58,7 +58,7 @@ class MaskUpsampleBlock(nn.Module):
 
     def forward(self, g: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         g = resize_groups(g, 2, "bilinear")
-        return self.out_conv(skip.unsqueeze(1) + g)
+        return self.out_conv(g.add_(skip.unsqueeze(1)))
 
 
 class MaskDecoder(nn.Module):

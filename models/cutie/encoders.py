@@ -37,7 +37,7 @@ class PixelEncoder(_FrozenBN):
         self.layer3 = net.layer3
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
+        x = self.maxpool(F.relu_(self.bn1(self.conv1(x))))
         f4 = self.res2(x)
         f8 = self.layer2(f4)
         f16 = self.layer3(f8)
@@ -85,7 +85,7 @@ class MaskEncoder(_FrozenBN):
         b, k = g.shape[:2]
         x = image.unsqueeze(1).expand(-1, k, -1, -1, -1)
         x = torch.cat([x, g], dim=2).flatten(0, 1)
-        x = F.relu(self.maxpool(self.bn1(self.conv1(x))))
+        x = F.relu_(self.maxpool(self.bn1(self.conv1(x))))
         x = self.layer3(self.layer2(self.layer1(x)))
         return self.fuser(pix_feat, x.view(b, k, *x.shape[1:]))
 

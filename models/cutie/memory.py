@@ -13,6 +13,8 @@ Long-term memory is pruned by usage (accumulated affinity / age) when it gets to
 from __future__ import annotations
 
 import math
+import warnings
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -61,6 +63,59 @@ def readout(affinity: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
         return values @ affinity
     b, k, c, n = values.shape
     return (values.reshape(b, k * c, n) @ affinity).view(b, k, c, -1)
+
+
+@dataclass
+class PreparedKeys:
+    """What the similarity needs from a memory, computed once per memory state (it changes every few frames,
+    the query every frame): ``rhs`` (B, 2CK, N) = [-k^2; 2k] and ``scale`` (B, 1, N) = shrinkage / sqrt(CK)."""
+
+    key: torch.Tensor
+    shrinkage: torch.Tensor
+    rhs: torch.Tensor
+    scale: torch.Tensor
+
+
+def prepare_keys(mem_key: torch.Tensor, mem_shrinkage: torch.Tensor) -> PreparedKeys:
+    ck = mem_key.shape[1]
+    rhs = torch.cat([-mem_key.pow(2), 2 * mem_key], dim=1)
+    return PreparedKeys(mem_key, mem_shrinkage, rhs, mem_shrinkage.flatten(start_dim=1).unsqueeze(1) / math.sqrt(ck))
+
+
+def similarity_by_query(prepared: PreparedKeys, query_key: torch.Tensor, query_selection: torch.Tensor) -> torch.Tensor:
+    """``similarity`` transposed, (B, HW, N): one row per query pixel, so top-k runs along contiguous memory.
+
+    The three terms of the expanded distance are one matmul over [e_q; e_q k_q] (2CK channels) plus -b^2.
+    """
+    lhs = torch.cat([query_selection, query_key * query_selection], dim=1).transpose(1, 2)
+    b_sq = (query_selection * query_key.pow(2)).sum(1).unsqueeze(2)
+    return torch.baddbmm(-b_sq, lhs, prepared.rhs).mul_(prepared.scale)
+
+
+def topk_by_query(sim_t: torch.Tensor, top_k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax weights over each query pixel's top-k memory entries: (weights, indices), both (B, HW, k)."""
+    values, indices = torch.topk(sim_t, k=min(top_k, sim_t.shape[-1]), dim=-1)
+    x = torch.exp(values - values.max(dim=-1, keepdim=True)[0])
+    x /= torch.sum(x, dim=-1, keepdim=True)
+    return x, indices
+
+
+def sparse_readout(weights: torch.Tensor, indices: torch.Tensor, values_t: torch.Tensor) -> torch.Tensor:
+    """Top-k readout as a sparse (HW x N, k entries per row) times dense (N x KC) product: (B, HW, KC).
+
+    The dense affinity is all zeros but k entries per query pixel; multiplying it densely costs N/k times
+    more (N = 1620 tokens per 480p memory frame, k = 30).
+    """
+    b, hw, k = weights.shape
+    rows = torch.arange(0, hw * k + 1, k, device=weights.device)
+    out = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+        for bi in range(b):
+            a = torch.sparse_csr_tensor(rows, indices[bi].flatten(), weights[bi].flatten(), size=(hw, values_t.shape[1]),
+                                        check_invariants=False)
+            out.append(a @ values_t[bi])
+    return torch.stack(out, 0)
 
 
 class KeyValueStore:
@@ -243,6 +298,10 @@ class MemoryManager:
         self.obj_v: dict[int, torch.Tensor] = {}  # obj -> (B, Q, C+1) running sums and area
         self.work = KeyValueStore(save_selection=self.use_long_term, save_usage=self.use_long_term)
         self.long = KeyValueStore(save_selection=False, save_usage=lt.count_usage) if self.use_long_term else None
+        # per bucket, derived from the memory tensors and reused while they stay the same objects
+        # (every change of a store replaces them): prepared keys, values as (B, N, K*C)
+        self._keys_cache: dict[int, PreparedKeys] = {}
+        self._values_t_cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @property
     def engaged(self) -> bool:
@@ -263,8 +322,12 @@ class MemoryManager:
             self.sensory[obj] = sensory[:, i]
 
     # -- reading ---------------------------------------------------------------------------------
-    def _affinity(self, bucket: int, query_key: torch.Tensor, selection: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Top-k affinity over (long-term +) working memory of a bucket, and its values; records usage."""
+    def _affinity(self, bucket: int, query_key: torch.Tensor, selection: torch.Tensor):
+        """Top-k affinity over (long-term +) working memory of a bucket, and its values; records usage.
+
+        On CPU the affinity is kept sparse, as (weights, indices) of each query pixel's top-k entries;
+        elsewhere it is the dense (B, N, HW) matrix.
+        """
         work = self.work
         long_engaged = self.long is not None and self.long.engaged(bucket)
         if long_engaged:
@@ -274,15 +337,44 @@ class MemoryManager:
             values = torch.cat([self.long.v[bucket], work.v[bucket]], -1)
         else:
             key, shrinkage, values = work.k[bucket], work.s[bucket], work.v[bucket]
-        affinity = topk_softmax(similarity(key, shrinkage, query_key, selection), self.top_k)
+        if query_key.device.type != "cpu":  # dense: one big matmul suits a GPU
+            affinity = topk_softmax(similarity(key, shrinkage, query_key, selection), self.top_k)
+            if self.use_long_term:
+                self._record_usage(bucket, affinity.sum(dim=2), n_long if long_engaged else None)
+            return affinity, values
+        prepared = self._keys_cache.get(bucket)
+        if prepared is None or prepared.key is not key or prepared.shrinkage is not shrinkage:
+            prepared = self._keys_cache[bucket] = prepare_keys(key, shrinkage)
+        weights, indices = topk_by_query(similarity_by_query(prepared, query_key, selection), self.top_k)
         if self.use_long_term:
-            usage = affinity.sum(dim=2)
-            if long_engaged:
-                work.update_usage(bucket, usage[:, n_long:])
-                self.long.update_usage(bucket, usage[:, :n_long])
-            else:
-                work.update_usage(bucket, usage)
-        return affinity, values
+            usage = torch.zeros(key.shape[0], key.shape[-1], device=key.device, dtype=weights.dtype)
+            self._record_usage(bucket, usage.scatter_add_(1, indices.flatten(1), weights.flatten(1)),
+                               n_long if long_engaged else None)
+        return (weights, indices), values
+
+    def _record_usage(self, bucket: int, usage: torch.Tensor, n_long: int | None) -> None:
+        if n_long is not None:
+            self.work.update_usage(bucket, usage[:, n_long:])
+            self.long.update_usage(bucket, usage[:, :n_long])
+        else:
+            self.work.update_usage(bucket, usage)
+
+    def _values_t(self, bucket: int, values: torch.Tensor) -> torch.Tensor:
+        """(B, K, C, N) values as (B, N, K*C), cached while the bucket's values tensor is unchanged."""
+        cached = self._values_t_cache.get(bucket)
+        if cached is None or cached[0] is not values:
+            b, k, c, n = values.shape
+            cached = self._values_t_cache[bucket] = (values, values.permute(0, 3, 1, 2).reshape(b, n, k * c))
+        return cached[1]
+
+    def _readout(self, bucket: int, affinity, values: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        """(B, K, C, h, w) visual readout, channels-last like the network's maps."""
+        if isinstance(affinity, torch.Tensor):
+            b, k = values.shape[:2]
+            return readout(affinity, values).view(b, k, -1, h, w)
+        b, k, c, _ = values.shape
+        out = sparse_readout(*affinity, self._values_t(bucket, values))  # (B, HW, K*C)
+        return out.view(b, h, w, k, c).permute(0, 3, 1, 2, 4).contiguous().permute(0, 1, 4, 2, 3)
 
     def read(self, network, pix_feat: torch.Tensor, query_key: torch.Tensor, selection: torch.Tensor,
              last_mask: torch.Tensor, obj_ids: Sequence[int], *, chunk_size: int = -1) -> torch.Tensor:
@@ -300,7 +392,7 @@ class MemoryManager:
         out: list[torch.Tensor | None] = [None] * len(obj_ids)
         for bucket, objs in self.work.buckets.items():
             affinity, values = self._affinity(bucket, query_key, selection)
-            visual = readout(affinity, values).view(b, len(objs), -1, h, w)
+            visual = self._readout(bucket, affinity, values, h, w)
             idx = [position[o] for o in objs]
             fused = network.pixel_fusion(pix_feat, visual, self.get_sensory(objs), last_mask16[:, idx],
                                          chunk_size=chunk_size)

@@ -47,11 +47,12 @@ class CAResBlock(nn.Module):
         self.downsample = nn.Identity() if in_dim == out_dim else nn.Conv2d(in_dim, out_dim, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.conv2(F.relu(self.conv1(F.relu(x))))
+        # in-place where the input is a fresh temporary (x itself is kept for the residual)
+        y = self.conv2(F.relu_(self.conv1(F.relu(x))))
         b, c = y.shape[:2]
         w = F.adaptive_avg_pool2d(y, 1).view(b, 1, c)
         w = self.conv(w).transpose(-1, -2).unsqueeze(-1).sigmoid()
-        return y * w + self.downsample(x)
+        return y.mul_(w).add_(self.downsample(x))
 
 
 class GroupResBlock(nn.Module):
@@ -64,8 +65,8 @@ class GroupResBlock(nn.Module):
         self.conv2 = GConv2d(out_dim, out_dim, kernel_size=3, padding=1)
 
     def forward(self, g: torch.Tensor) -> torch.Tensor:
-        out = self.conv2(F.relu(self.conv1(F.relu(g))))
-        return out + self.downsample(g)
+        out = self.conv2(F.relu_(self.conv1(F.relu(g))))
+        return out.add_(self.downsample(g))
 
 
 class _Distributor(nn.Module):

@@ -143,7 +143,8 @@ class PixelFFN(nn.Module):
 
     def forward(self, pixel_flat: torch.Tensor, b: int, k: int, h: int, w: int) -> torch.Tensor:
         c = pixel_flat.shape[-1]
-        x = pixel_flat.view(b * k, h, w, c).permute(0, 3, 1, 2).contiguous()
+        # (BK, hw, C) row-major is already a channels-last (BK, C, h, w) map: no copy needed
+        x = pixel_flat.view(b * k, h, w, c).permute(0, 3, 1, 2)
         return self.conv(x).view(b, k, c, h, w)
 
 
@@ -159,7 +160,7 @@ class QueryTransformerBlock(nn.Module):
     def forward(self, query, pixel, query_pe, pixel_pe, attn_mask):
         """query (BK,Q,C); pixel (B,K,C,h,w); pixel_pe (BK,hw,C); attn_mask (BK*heads,Q,hw) True=blocked."""
         b, k, _, h, w = pixel.shape
-        pixel_flat = pixel.flatten(3, 4).flatten(0, 1).transpose(1, 2).contiguous()
+        pixel_flat = pixel.flatten(3, 4).flatten(0, 1).transpose(1, 2).contiguous()  # a view for channels-last
         query = self.read_from_pixel(query, pixel_flat, query_pe, pixel_pe, attn_mask=attn_mask)
         query = self.self_attn(query, query_pe)
         query = self.ffn(query)
