@@ -78,6 +78,23 @@ class MaskDecoder(nn.Module):
         self.up_8_4 = MaskUpsampleBlock(up[1], up[2])
         self.pred = nn.Conv2d(up[-1], 1, kernel_size=3, padding=1)
 
+    def _predict(self, x: torch.Tensor) -> torch.Tensor:
+        """``self.pred`` (3x3 convolution to one channel) on (N, C, H, W).
+
+        oneDNN runs a one-channel convolution far below its usual speed. On CPU it is computed as a 1x1
+        convolution to the 9 taps (one matmul) and a sum of the 9 shifted tap maps; equal up to rounding.
+        """
+        if x.device.type != "cpu":
+            return self.pred(x)
+        n, c, h, w = x.shape
+        weight = self.pred.weight[0].permute(1, 2, 0).reshape(9, c)  # tap (dy, dx) -> row 3 dy + dx
+        taps = F.pad((x.permute(0, 2, 3, 1) @ weight.t()), (0, 0, 1, 1, 1, 1))  # (N, H+2, W+2, 9)
+        out = taps[:, 0:h, 0:w, 0] + self.pred.bias[0]
+        for tap in range(1, 9):
+            dy, dx = divmod(tap, 3)
+            out += taps[:, dy : dy + h, dx : dx + w, tap]
+        return out.unsqueeze(1)
+
     def forward(
         self,
         f8: torch.Tensor,
@@ -98,12 +115,15 @@ class MaskDecoder(nn.Module):
             n = p16.shape[1]
             p8 = self.up_16_8(p16, f8)
             p4 = self.up_8_4(p8, f4)
+            # the sensory update reads [p4, logits] area-pooled to stride 16; pooling is per channel, so p4 is
+            # pooled now and the logits later, and p4 itself can then take the ReLU in place
+            p4_16 = resize_groups(p4, 1 / 4, "area") if update_sensory else None
             with torch.autocast(device_type=p4.device.type, enabled=False):
-                logits = self.pred(F.relu(p4.flatten(0, 1).float()))
+                logits = self._predict(F.relu_(p4.flatten(0, 1).float()))
             logits = logits.view(b, n, 1, *logits.shape[-2:])
             if update_sensory:
-                p4 = torch.cat([p4, logits.to(p4.dtype)], dim=2)
-                all_sensory.append(self.sensory_update(p16, p8, p4, sensory[:, i : i + step]))
+                g4 = torch.cat([p4_16, resize_groups(logits.to(p4.dtype), 1 / 4, "area")], dim=2)
+                all_sensory.append(self.sensory_update(p16, p8, g4, sensory[:, i : i + step], g4_pooled=True))
             all_logits.append(logits[:, :, 0])
         logits = all_logits[0] if len(all_logits) == 1 else torch.cat(all_logits, dim=1)
         if not update_sensory:

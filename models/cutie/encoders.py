@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from .config import ModelConfig
 from .modules import GroupFeatureFusionBlock, SensoryDeepUpdater
-from .resnet import Trunk
+from .resnet import Trunk, conv_bn
 
 
 class _FrozenBN(nn.Module):
@@ -37,7 +37,7 @@ class PixelEncoder(_FrozenBN):
         self.layer3 = net.layer3
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        x = self.maxpool(F.relu_(self.bn1(self.conv1(x))))
+        x = self.maxpool(F.relu_(conv_bn(self.conv1, self.bn1, x)))
         f4 = self.res2(x)
         f8 = self.layer2(f4)
         f16 = self.layer3(f8)
@@ -81,11 +81,27 @@ class MaskEncoder(_FrozenBN):
         self.fuser = GroupFeatureFusionBlock(cfg.pixel_dim, cfg.mask_encoder_dim, cfg.value_dim)
         self.sensory_update = SensoryDeepUpdater(cfg.value_dim, cfg.sensory_dim)
 
-    def _encode_chunk(self, image: torch.Tensor, pix_feat: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    def _stem_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """conv1 with bn1 folded in: (weight (64, 5, 7, 7), bias)."""
+        bn = self.bn1
+        scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+        return self.conv1.weight * scale.view(-1, 1, 1, 1), bn.bias - bn.running_mean * scale
+
+    def _image_stem(self, image: torch.Tensor) -> torch.Tensor:
+        """The image channels' share of the stem convolution (+ folded BN bias), computed once for all objects.
+
+        conv1 is linear in its 5 input channels [image (3), mask, others], so it splits into an image part
+        shared by the objects and a 2-channel part per object (equal up to rounding to the 5-channel conv).
+        """
+        weight, bias = self._stem_weights()
+        return F.conv2d(image, weight[:, :3], bias, self.conv1.stride, self.conv1.padding)
+
+    def _encode_chunk(self, image_stem: torch.Tensor, pix_feat: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         b, k = g.shape[:2]
-        x = image.unsqueeze(1).expand(-1, k, -1, -1, -1)
-        x = torch.cat([x, g], dim=2).flatten(0, 1)
-        x = F.relu_(self.maxpool(self.bn1(self.conv1(x))))
+        weight, _ = self._stem_weights()
+        x = F.conv2d(g.flatten(0, 1), weight[:, 3:], None, self.conv1.stride, self.conv1.padding)
+        x = x.view(b, k, *x.shape[1:]).add_(image_stem.unsqueeze(1)).flatten(0, 1)
+        x = F.relu_(self.maxpool(x))
         x = self.layer3(self.layer2(self.layer1(x)))
         return self.fuser(pix_feat, x.view(b, k, *x.shape[1:]))
 
@@ -108,8 +124,9 @@ class MaskEncoder(_FrozenBN):
         g = torch.stack([masks, others], dim=2)
         step = k if chunk_size < 1 else chunk_size
         values, sensories = [], []
+        image_stem = self._image_stem(image)
         for i in range(0, k, step):
-            v = self._encode_chunk(image, pix_feat, g[:, i : i + step])
+            v = self._encode_chunk(image_stem, pix_feat, g[:, i : i + step])
             values.append(v)
             if deep_update:
                 sensories.append(self.sensory_update(v, sensory[:, i : i + step]))

@@ -403,7 +403,10 @@ class MemoryManager:
         missing = [obj_ids[i] for i, r in enumerate(out) if r is None]
         if missing:
             raise RuntimeError(f"objects {missing} have no memory")
-        return torch.stack(out, dim=1)
+        if len(self.work.buckets) == 1 and idx == list(range(len(obj_ids))):
+            return result  # the usual case: keeps the transformer's channels-last layout, no copy
+        # (B, K, h, w, C) memory order, seen as (B, K, C, h, w): the channels-last layout the decoder expects
+        return torch.stack([r.permute(0, 2, 3, 1) for r in out], dim=1).permute(0, 1, 4, 2, 3)
 
     # -- writing ---------------------------------------------------------------------------------
     def add_memory(self, key: torch.Tensor, shrinkage: torch.Tensor, mask_value: torch.Tensor,

@@ -136,11 +136,13 @@ class SensoryUpdater(nn.Module):
         self.g4_conv = GConv2d(g_dims[2], mid_dim, kernel_size=1)
         self.transform = GConv2d(mid_dim + sensory_dim, sensory_dim * 3, kernel_size=3, padding=1)
 
-    def forward(self, g16: torch.Tensor, g8: torch.Tensor, g4: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    def forward(self, g16: torch.Tensor, g8: torch.Tensor, g4: torch.Tensor, h: torch.Tensor, *,
+                g4_pooled: bool = False) -> torch.Tensor:
+        """``g4_pooled``: g4 is already area-pooled to stride 16 (the decoder pools its parts separately)."""
         g = (
             self.g16_conv(g16)
             + self.g8_conv(resize_groups(g8, 1 / 2, "area"))
-            + self.g4_conv(resize_groups(g4, 1 / 4, "area"))
+            + self.g4_conv(g4 if g4_pooled else resize_groups(g4, 1 / 4, "area"))
         )
         with _fp32_region(g):
             g, h = g.float(), h.float()
