@@ -18,7 +18,7 @@ HEAVY = ("torchvision", "torch._dynamo", "sympy", "triton")
 
 _PROBE = """
 import json, sys
-import models.cutie, models.cutie.runner, models.cutie.segmenter
+import models.cutie, models.cutie.runner, models.cutie.segmenter, models.members.cutie
 after_import = [m for m in {heavy} if m in sys.modules]
 import torch
 from models.cutie import CutieSettings, InferenceCore, build_cutie
