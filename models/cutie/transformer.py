@@ -93,6 +93,29 @@ class ObjectSummarizer(nn.Module):
         return torch.cat([sums, area], dim=-1)
 
 
+def cross_attend(mha: nn.MultiheadAttention, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                 attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``mha(query, key, value, attn_mask=attn_mask, need_weights=False)[0]`` for batch-first inputs.
+
+    The same projections and scaled-dot-product attention, minus nn.MultiheadAttention's detour through
+    (L, N, E): it transposes and copies the 3240-token pixel side several times per call.
+    attn_mask: bool (N * heads, Lq, Lk), True = blocked.
+    """
+    n, lq, e = query.shape
+    heads = mha.num_heads
+    w_q, w_k, w_v = mha.in_proj_weight.chunk(3)
+    b_q, b_k, b_v = mha.in_proj_bias.chunk(3)
+    q = F.linear(query, w_q, b_q).view(n, lq, heads, -1).transpose(1, 2)
+    k = F.linear(key, w_k, b_k).view(n, key.shape[1], heads, -1).transpose(1, 2)
+    v = F.linear(value, w_v, b_v).view(n, value.shape[1], heads, -1).transpose(1, 2)
+    mask = None
+    if attn_mask is not None:
+        mask = torch.zeros(attn_mask.shape, dtype=q.dtype, device=q.device).masked_fill_(attn_mask, float("-inf"))
+        mask = mask.view(n, heads, lq, -1)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    return mha.out_proj(out.transpose(1, 2).reshape(n, lq, e))
+
+
 class CrossAttention(nn.Module):
     """x attends to mem; PE added to query and key (not value); residual on the (normalised) input."""
 
@@ -103,7 +126,7 @@ class CrossAttention(nn.Module):
 
     def forward(self, x, mem, x_pe, mem_pe, attn_mask=None):
         x = self.norm(x)
-        out = self.cross_attn(x + x_pe, mem + mem_pe, mem, attn_mask=attn_mask, need_weights=False)[0]
+        out = cross_attend(self.cross_attn, x + x_pe, mem + mem_pe, mem, attn_mask=attn_mask)
         return x + out
 
 
