@@ -26,6 +26,7 @@ COMMANDS = {
     "checkpoints": "pipeline.commands.checkpoints:checkpoints",
     "launch-infer": "pipeline.commands.launch:command",
     "data": "pipeline.commands.data:data",
+    "train": "pipeline.commands.train:train",
 }
 
 
