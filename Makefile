@@ -18,7 +18,7 @@ install: $(BIN)/python
 	$(PIP) install -q $(CONSTRAINTS) torch torchvision
 	# sam2 is an sdist whose build needs torch: build it against the torch above, without CUDA ops
 	SAM2_BUILD_CUDA=0 $(PIP) install -q $(CONSTRAINTS) --no-build-isolation sam2
-	$(PIP) install -q $(CONSTRAINTS) -e ".[test,ray]"
+	$(PIP) install -q $(CONSTRAINTS) -e ".[test,ray,train]"
 	# headless Chromium for the report's browser test (Debian's chromium-headless-shell, ~200 MB): installed with apt
 	# when missing and we are root (CI); elsewhere that one test skips and says why
 	@if command -v chromium-headless-shell >/dev/null 2>&1 || [ -n "$$MASSEG_CHROMIUM" ]; then :; \

@@ -156,12 +156,16 @@ class TrainConfig:
 
 
 def _resolve(base: Path, value: str) -> Path:
+    """As in experiment configs: a relative path is taken from the working directory when it exists there, else
+    from the config's folder when it exists there, else from the working directory (outputs)."""
     p = Path(os.path.expanduser(value))
-    return p if p.is_absolute() else (base / p)
+    if p.is_absolute() or p.exists() or not (base / p).exists():
+        return p.absolute()
+    return base / p
 
 
 def parse_config(doc: dict, path: str | os.PathLike | None = None, base: Path | None = None) -> TrainConfig:
-    """Check a parsed TOML document; relative paths are taken from ``base`` (the config file's folder)."""
+    """Check a parsed TOML document; relative paths: see :func:`_resolve` (``base``: the config file's folder)."""
     problems: list[str] = []
     base = base or (Path(path).resolve().parent if path else Path.cwd())
     for key in doc:
@@ -179,14 +183,12 @@ def parse_config(doc: dict, path: str | os.PathLike | None = None, base: Path | 
             lst = None
             if s["list"]:
                 lst = Path(os.path.expanduser(s["list"]))
-                lst = lst if lst.is_absolute() else (root / lst if (root / lst).exists() else base / lst)
+                lst = lst if lst.is_absolute() else (base / lst if not (root / lst).exists() and (base / lst).exists() else root / lst)
             sources.append(Source(root, lst, s["multiplier"]))
     if "data" in doc and isinstance(doc["data"], dict) and "train" in doc["data"] and not sources and \
             not any(p.startswith("data.train") for p in problems):
         problems.append("data.train: needs at least one [[data.train]] root")
     data = parts["data"]
-    if bool(data["val_root"]) != bool(data["val_split"]) and data["val_root"]:
-        pass  # a val root without split means every video of the root
     if data["val_split"] and not data["val_root"]:
         problems.append("data.val_split: given without data.val_root")
     tr = parts["train"]

@@ -3,7 +3,8 @@
 Forward, loss, backward, clipping, optimizer and scheduler steps, checkpoint contents: all the official code. This
 subclass only adds, through the trainer's own hook methods:
 
-* exact resume: the RNG states (python, numpy, torch, CUDA) go into every checkpoint and are restored with it, so a
+* exact resume: the RNG states (python, numpy, torch, CUDA, and the model's own prompt-sampling generator) go into
+  every checkpoint and are restored with it, so a
   run killed at any time and rerun continues from the last checkpoint with the same numbers as an uninterrupted
   run; checkpoints are replaced atomically (the official save removes the old file before moving the new one in);
 * per-step loss terms in ``<run>/train_steps.csv`` (what the official trainer only logs every ``log_freq`` steps)
@@ -126,11 +127,30 @@ class MassegTrainer(Trainer):
     def save_checkpoint(self, epoch, checkpoint_names=None):
         if self.distributed_rank != 0:  # only rank 0 writes the checkpoint; other ranks keep their RNG beside it
             os.makedirs(self.checkpoint_conf.save_dir, exist_ok=True)
-            _atomic_torch_save({"epoch": epoch, "rng": rng_state()}, self._rng_side_file())
+            _atomic_torch_save({"epoch": epoch, "rng": self._full_rng_state()}, self._rng_side_file())
         super().save_checkpoint(epoch, checkpoint_names)
 
+    def _model_generators(self) -> dict:
+        """numpy Generators held by modules: ``SAM2Train.rng`` draws the simulated prompts (points, boxes,
+        correction frames) and is not in the official checkpoint, so without it a resumed run prompts differently."""
+        from training.trainer import unwrap_ddp_if_wrapped
+        return {name: m.rng for name, m in unwrap_ddp_if_wrapped(self.model).named_modules()
+                if isinstance(getattr(m, "rng", None), np.random.Generator)}
+
+    def _full_rng_state(self) -> dict:
+        state = rng_state()
+        state["modules"] = {name: g.bit_generator.state for name, g in self._model_generators().items()}
+        return state
+
+    def _set_full_rng_state(self, state: dict) -> None:
+        set_rng_state(state)
+        gens = self._model_generators()
+        for name, st in state.get("modules", {}).items():
+            if name in gens:
+                gens[name].bit_generator.state = st
+
     def _save_checkpoint(self, checkpoint, checkpoint_path):
-        checkpoint = dict(checkpoint, masseg_rng=rng_state())
+        checkpoint = dict(checkpoint, masseg_rng=self._full_rng_state())
         _atomic_torch_save(checkpoint, checkpoint_path)
 
     def _load_resuming_checkpoint(self, ckpt_path: str):
@@ -142,7 +162,7 @@ class MassegTrainer(Trainer):
             extra = torch.load(side, map_location="cpu", weights_only=True) if os.path.exists(side) else None
             state = extra["rng"] if extra and extra.get("epoch") == ckpt.get("epoch") else None
         if state is not None:
-            set_rng_state(state)
+            self._set_full_rng_state(state)
         else:
             logging.warning("checkpoint holds no RNG state for this rank: the resumed run is not bit-identical")
         if self.distributed_rank == 0:
