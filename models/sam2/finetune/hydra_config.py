@@ -35,11 +35,12 @@ def model_config(variant_yaml: str, recipe: DictConfig) -> DictConfig:
     """The variant's packaged model config turned into the recipe's training model (SAM2Train)."""
     model = OmegaConf.load(package_config(variant_yaml)).model
     inference_keys = set(model.keys())
-    for key, value in recipe.items():
+    raw = OmegaConf.to_container(recipe, resolve=False)   # keep ${scratch.resolution} as an interpolation
+    for key, value in raw.items():
         if key not in inference_keys:       # training-only keys (prompt simulation, ...) come from the recipe
             model[key] = value
-    model._target_ = recipe._target_
-    model.image_size = recipe.image_size    # ${scratch.resolution}
+    model._target_ = raw["_target_"]
+    model.image_size = raw["image_size"]    # ${scratch.resolution}
     model.image_encoder.trunk.drop_path_rate = recipe.image_encoder.trunk.drop_path_rate
     return model
 

@@ -107,6 +107,7 @@ def test_other_config_in_an_existing_run_folder(capsys, tmp_path, golden_weights
     monkeypatch.setattr("models.sam2.finetune.launch.run_official", lambda *a, **k: None)
     cfg = tiny_toml(tmp_path / "t.toml", tmp_path / "run", golden_weights, train_root)
     assert main(["train", str(cfg)]) == 0
+    capsys.readouterr()
     cfg.write_text(cfg.read_text().replace("seed = 7", "seed = 8"))
     rc, err = run(capsys, cfg)
     assert rc == 2 and "different training config" in one_line(err)
