@@ -61,8 +61,9 @@ def val_root(clips, tmp_path_factory) -> Path:
 
 
 def tiny_toml(path: Path, out: Path, weights: Path, train_root: Path, val_root: Path | None = None,
-              epochs: int = EPOCHS, val_every: int = 2, extra: str = "") -> Path:
-    val = f'val_root = "{val_root}"\nval_split = "val"\n' if val_root else ""
+              epochs: int = EPOCHS, val_every: int = 2, extra: str = "", multiplier: int = 1,
+              list_file: str = "train.txt", val_split: str = "val") -> Path:
+    val = f'val_root = "{val_root}"\nval_split = "{val_split}"\n' if val_root else ""
     path.write_text(f"""
 [model]
 variant = "sam2.1_hiera_t"
@@ -71,8 +72,8 @@ image_size = 256
 
 [[data.train]]
 root = "{train_root}"
-list = "train.txt"
-multiplier = 1
+list = "{list_file}"
+multiplier = {multiplier}
 
 [data]
 {val}

@@ -20,7 +20,8 @@ TERMS = ("loss_mask", "loss_dice", "loss_iou", "loss_class")
 TOL = 1e-5
 
 
-def official_yaml(path: Path, run_dir: Path, weights: Path, root: Path) -> Path:
+def official_yaml(path: Path, run_dir: Path, weights: Path, root: Path, epochs: int = EPOCHS,
+                  multiplier: int = 1) -> Path:
     """The packaged MOSE fine-tune YAML with only what CPU size needs changed, written independently of
     models.sam2.finetune.hydra_config: tiny trunk/neck in place of b+, 256 px, 3 frames, 2 objects, 0 workers,
     CPU (gloo, no AMP, no pinned memory), scalars logged every step."""
@@ -30,11 +31,11 @@ def official_yaml(path: Path, run_dir: Path, weights: Path, root: Path) -> Path:
     tiny = OmegaConf.load(pkg / "sam2.1" / "sam2.1_hiera_t.yaml").model
     s = cfg.scratch
     s.resolution, s.train_batch_size, s.num_train_workers, s.num_frames, s.max_num_objects = 256, 1, 0, 3, 2
-    s.num_epochs = EPOCHS
+    s.num_epochs = epochs
     cfg.dataset.img_folder = str(root / "JPEGImages")
     cfg.dataset.gt_folder = str(root / "Annotations")
     cfg.dataset.file_list_txt = str(root / "train.txt")
-    cfg.dataset.multiplier = 1
+    cfg.dataset.multiplier = multiplier
     t = cfg.trainer
     t.accelerator = "cpu"
     t.seed_value = SEED
