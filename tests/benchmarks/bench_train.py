@@ -88,6 +88,7 @@ def speed_and_loader(tmp: Path) -> dict:
     ours = max(r["steps_per_s"] for r in res["ours"])
     official = max(r["steps_per_s"] for r in res["official"])
     res["ratio_official_over_ours"] = official / ours
+    print(json.dumps(res, indent=1), flush=True)
 
     # the loader alone, 2 workers, in a fresh process
     probe = tmp / "loader.py"
@@ -102,7 +103,11 @@ def speed_and_loader(tmp: Path) -> dict:
 
 
 LOADER_PROBE = r'''
-import json, sys, time
+import json, socket, sys, time
+import torch.distributed as dist
+with socket.socket() as s:          # the official loader uses a DistributedSampler: a 1-process group
+    s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
+dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
 from omegaconf import OmegaConf
 from hydra.utils import instantiate
 from models.sam2.finetune.launch import _register_resolvers
