@@ -75,8 +75,8 @@ def _environment() -> dict:
             "packages": {d: version(d) for d in ("masseg-pipeline", "sam2", "torchvision", "numpy", "hydra-core",
                                                  "omegaconf", "iopath", "fvcore", "submitit", "tensorboard",
                                                  "tensordict")},
-            "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID")
-                    if k in os.environ}}
+            "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID",
+                                               "TORCHELASTIC_RUN_ID", "WORLD_SIZE") if k in os.environ}}
 
 
 def _record_run(cfg, config_path: Path, run_dir: Path, checkpoint: Path, device: str, manifest: dict) -> None:

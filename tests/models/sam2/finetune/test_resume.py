@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import torch
 
 from pipeline.cli import main
 
-from .conftest import EPOCHS, child_env, masseg_cmd, run_masseg, tiny_toml
+from .conftest import EPOCHS, REPO, child_env, run_masseg, tiny_toml
 
 
 def rows(path: Path) -> list[dict]:
@@ -29,22 +30,30 @@ def steps_done(run: Path) -> int:
 
 
 def test_kill_9_then_rerun_equals_uninterrupted(reference_run, golden_weights, train_root, val_root, tmp_path):
+    """The killed run is started by torchrun (one process: the launch path of a multi-GPU node), the rerun by the
+    plain command: both launch paths give the reference run's numbers."""
     cfg = tiny_toml(tmp_path / "tiny.toml", tmp_path / "run", golden_weights, train_root, val_root)
     run = tmp_path / "run"
-    proc = subprocess.Popen(masseg_cmd("train", str(cfg)), env=child_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1",
+                "-m", "pipeline.cli", "train", str(cfg)]
+    log = open(tmp_path / "torchrun.log", "w")
+    proc = subprocess.Popen(torchrun, env=child_env(), stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True, cwd=REPO)
     try:
         deadline = time.time() + 400
         # kill inside epoch 2: its step is being computed, epoch 1's checkpoint and validation-free state exist
         while steps_done(run) < 2 and proc.poll() is None and time.time() < deadline:
             time.sleep(0.2)
-        assert proc.poll() is None, "the run ended before it could be killed"
+        assert proc.poll() is None, "the run ended before it could be killed: " + \
+            (tmp_path / "torchrun.log").read_text()[-3000:]
         os.killpg(proc.pid, signal.SIGKILL)
     finally:
         proc.wait()
+        log.close()
     assert proc.returncode == -signal.SIGKILL
     ckpt = torch.load(run / "checkpoints" / "checkpoint.pt", map_location="cpu", weights_only=True)
     assert ckpt["epoch"] < EPOCHS
+    assert json.loads((run / "environment.json").read_text())["env"].get("TORCHELASTIC_RUN_ID") is not None
     again = run_masseg("train", str(cfg))
     assert again.returncode == 0, again.stderr[-3000:]
     assert "trained 3 steps" in again.stdout
