@@ -12,6 +12,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import shutil
 import socket
 import sys
 import tempfile
@@ -122,7 +123,14 @@ def prepare(config: str | os.PathLike, out: str | None = None, device: str | Non
     if cfg.val_root is not None:
         from data.dataset import VOSDataset
         VOSDataset(cfg.val_root, cfg.val_split or None)
-    dev = _device(cfg.train["device"])
+    if cfg.slurm["use_cluster"] and shutil.which("sbatch") is None:
+        # submitit would fall back to a local job, which it cancels as soon as the launcher returns
+        raise MassegError("[slurm] use_cluster = true but Slurm's sbatch is not on this machine", cfg.path,
+                          "run on a Slurm login node, or set use_cluster = false (gpus = N uses every GPU here)")
+    if cfg.slurm["use_cluster"]:   # the job runs on the cluster's GPU nodes, not on this login node
+        dev = "cpu" if cfg.train["device"] == "cpu" else "cuda"
+    else:
+        dev = _device(cfg.train["device"])
     run_dir = cfg.out.resolve()
     _check_writable(run_dir)
     checkpoint = _check_checkpoint(cfg.model["checkpoint"], cfg.model["variant"], cfg.model["image_size"])

@@ -112,3 +112,12 @@ def test_other_config_in_an_existing_run_folder(capsys, tmp_path, golden_weights
     rc, err = run(capsys, cfg)
     assert rc == 2 and "different training config" in one_line(err)
     assert cmd.RUN_FILE == "run.json"
+
+
+def test_slurm_without_sbatch(capsys, tmp_path, golden_weights, train_root, monkeypatch):
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    cfg = tiny_toml(tmp_path / "t.toml", tmp_path / "run", golden_weights, train_root)
+    cfg.write_text(cfg.read_text() + "\n[slurm]\nuse_cluster = true\npartition = \"gpu\"\n")
+    rc, err = run(capsys, cfg)
+    assert rc == 2 and "sbatch is not on this machine" in one_line(err)
+    assert not (tmp_path / "run").exists()
