@@ -108,7 +108,7 @@ def prepare(config: str | os.PathLike, out: str | None = None, device: str | Non
     """Check everything and write the run folder; returns (config, run_dir). Nothing heavy is loaded before the
     output folder is known to be writable."""
     from models.sam2.finetune.data import check_root, data_manifest
-    from models.sam2.finetune.hydra_config import build_hydra_config
+    from models.sam2.finetune.hydra_config import build_hydra_config, train_transforms
     from models.sam2.finetune.launch import write_hydra_yaml
     from models.sam2.finetune.settings import load_config
 
@@ -118,6 +118,7 @@ def prepare(config: str | os.PathLike, out: str | None = None, device: str | Non
     if device:
         overrides["train.device"] = device
     cfg = load_config(config, overrides)
+    train_transforms(cfg)   # augmentation settings checked with the rest of the config
     for src in cfg.sources:
         check_root(src.root, src.list)
     if cfg.val_root is not None:

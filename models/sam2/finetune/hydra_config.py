@@ -45,7 +45,7 @@ def model_config(variant_yaml: str, recipe: DictConfig) -> DictConfig:
     return model
 
 
-def official_transforms(resolution: str = "${scratch.resolution}") -> list:
+def official_transforms() -> list:
     """The MOSE fine-tune YAML's own train transforms (ComposeAPI ... NormalizeAPI)."""
     cfg = mose_finetune_yaml()
     return OmegaConf.to_container(cfg.vos.train_transforms, resolve=False)
@@ -55,20 +55,22 @@ def train_transforms(cfg: TrainConfig) -> list:
     """The single switch point between the official transforms and the MASSeg augmentation.
 
     ``augment.preset = "official"``: the MOSE fine-tune YAML's list, unchanged. ``"masseg"``:
-    ``models.sam2.finetune.augment.transforms_config(settings, image_size)`` (owned by the data side), wrapped in the
-    official ComposeAPI exactly as the YAML wraps its own list."""
+    ``models.sam2.finetune.augment.train_transforms_config(settings, image_size)`` (owned by the data side): the
+    official transforms classes with MASSeg's settings and additions, wrapped in ComposeAPI as the YAML wraps its
+    own list; ``[augment.settings]`` overrides its ``DEFAULTS`` (unknown or out-of-range settings are errors)."""
     if cfg.augment["preset"] == "official":
         return official_transforms()
+    from data.errors import MassegError
     try:
         from . import augment
     except ImportError:
-        from data.errors import MassegError
         raise MassegError("augment.preset = \"masseg\" needs models/sam2/finetune/augment.py, which this install "
                           "lacks", cfg.path, "use augment.preset = \"official\" or update the pipeline") from None
-    settings = dict(getattr(augment, "DEFAULTS", {}))
-    settings.update(cfg.augment["settings"])
-    items = augment.transforms_config(settings, int(cfg.model["image_size"]))
-    return [{"_target_": "training.dataset.transforms.ComposeAPI", "transforms": list(items)}]
+    try:
+        return augment.train_transforms_config(dict(cfg.augment["settings"]), int(cfg.model["image_size"]))
+    except MassegError as exc:
+        raise MassegError(f"[augment.settings]: {exc}", cfg.path, "see DEFAULTS in models/sam2/finetune/augment.py "
+                                                                  "for the settings and their ranges") from None
 
 
 def _variant_yaml(variant: str) -> str:

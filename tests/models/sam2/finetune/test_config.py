@@ -79,15 +79,33 @@ def test_shipped_configs_parse():
     assert (b.train["epochs"], b.train["num_frames"], b.train["max_objects"], b.model["image_size"]) == (40, 8, 3, 1024)
 
 
-def test_augment_switch(tmp_path):
+def test_augment_switch(tmp_path, train_root):
+    """preset "masseg" takes the data side's transforms list; its settings are checked with the config; the
+    trainer's dataset instantiates it and yields augmented samples of the configured size."""
+    from hydra.utils import instantiate
+
+    from models.sam2.finetune import augment
+    from models.sam2.finetune.hydra_config import official_transforms
+
     d = doc(tmp_path)
-    d["augment"] = {"preset": "masseg"}
+    d["data"]["train"][0]["root"] = str(train_root)
+    d["data"]["train"][0]["list"] = "train.txt"
+    d["model"]["image_size"] = 256
+    d["train"].update(num_frames=3, max_objects=2)
+    d["augment"] = {"preset": "masseg", "settings": {"frame_gray_p": 0.2}}
     cfg = parse_config(d)
-    if importlib.util.find_spec("models.sam2.finetune.augment") is None:
-        with pytest.raises(MassegError, match="augment.py"):
-            train_transforms(cfg)
-    else:
-        items = train_transforms(cfg)
-        assert items[0]["_target_"] == "training.dataset.transforms.ComposeAPI"
-        names = [t["_target_"].rsplit(".", 1)[1] for t in items[0]["transforms"]]
-        assert names[-2:] == ["ToTensorAPI", "NormalizeAPI"]
+    items = train_transforms(cfg)
+    assert items == augment.train_transforms_config({"frame_gray_p": 0.2}, 256)
+    names = [t["_target_"].rsplit(".", 1)[1] for t in items[0]["transforms"]]
+    assert names[-3:] == ["RandomGrayscale", "ToTensorAPI", "NormalizeAPI"]
+    h = build_hydra_config(cfg, "/ckpt.pt", tmp_path / "run", "cpu")
+    dataset = instantiate(h.trainer.data.train.datasets[0])
+    sample = dataset[0]
+    assert len(sample.frames) == 3 and tuple(sample.frames[0].data.shape) == (3, 256, 256)
+    # the official preset is the YAML's list; the helper's OFFICIAL settings give the same entries
+    official = OmegaConf.to_container(OmegaConf.create({"scratch": {"resolution": 256}, "t": official_transforms()}),
+                                      resolve=True)["t"]
+    assert augment.train_transforms_config(augment.OFFICIAL, 256) == official
+    d["augment"]["settings"] = {"frame_grey_p": 0.2}
+    with pytest.raises(MassegError, match=r"\[augment.settings\]: .*frame_grey_p"):
+        train_transforms(parse_config(d))
