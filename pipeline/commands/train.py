@@ -8,6 +8,8 @@ continues from the last checkpoint (``checkpoints/checkpoint.pt``), with the sam
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import importlib.metadata
 import json
 import os
@@ -25,6 +27,27 @@ from data.atomic import atomic_write_text
 from data.errors import MassegError
 
 RUN_FILE = "run.json"
+LOCK_FILE = ".train.lock"
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path):
+    """One `masseg train` per run folder: a second one (say, rerun while a killed launcher's workers still run)
+    would interleave checkpoints. POSIX flock, released when the process dies. Under torchrun only rank 0 holds
+    it, since every rank runs this command."""
+    if os.environ.get("RANK", "0") != "0":
+        yield
+        return
+    fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise MassegError("another `masseg train` is running in this run folder", run_dir,
+                              "wait for it to end (or stop it), then rerun this command to resume") from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def _device(requested: str) -> str:
@@ -104,9 +127,10 @@ def _record_run(cfg, config_path: Path, run_dir: Path, checkpoint: Path, device:
     atomic_write_text(run_file, json.dumps(record, indent=1) + "\n")
 
 
-def prepare(config: str | os.PathLike, out: str | None = None, device: str | None = None):
+def prepare(config: str | os.PathLike, stack: contextlib.ExitStack, out: str | None = None,
+            device: str | None = None):
     """Check everything and write the run folder; returns (config, run_dir). Nothing heavy is loaded before the
-    output folder is known to be writable."""
+    output folder is known to be writable; the run folder's lock is entered on ``stack``."""
     from models.sam2.finetune.data import check_root, data_manifest
     from models.sam2.finetune.hydra_config import build_hydra_config, train_transforms
     from models.sam2.finetune.launch import write_hydra_yaml
@@ -134,6 +158,7 @@ def prepare(config: str | os.PathLike, out: str | None = None, device: str | Non
         dev = _device(cfg.train["device"])
     run_dir = cfg.out.resolve()
     _check_writable(run_dir)
+    stack.enter_context(run_lock(run_dir))
     checkpoint = _check_checkpoint(cfg.model["checkpoint"], cfg.model["variant"], cfg.model["image_size"])
     manifest = data_manifest(cfg.sources, cfg.val_root, cfg.val_split)
     _record_run(cfg, Path(config), run_dir, checkpoint, dev, manifest)
@@ -168,10 +193,11 @@ def train(config, out, device, verbose):
     from models.sam2.finetune.launch import run_official
 
     start = time.perf_counter()
-    cfg, run_dir = prepare(config, out, device)
-    click.echo(f"training {cfg.model['variant']} from {cfg.model['checkpoint']} -> {run_dir} "
-               f"(log: {run_dir / 'trainer_stdout.log'})", err=True)
-    run_official(run_dir, stdout_log=None if verbose else run_dir / "trainer_stdout.log")
+    with contextlib.ExitStack() as stack:
+        cfg, run_dir = prepare(config, stack, out, device)
+        click.echo(f"training {cfg.model['variant']} from {cfg.model['checkpoint']} -> {run_dir} "
+                   f"(log: {run_dir / 'trainer_stdout.log'})", err=True)
+        run_official(run_dir, stdout_log=None if verbose else run_dir / "trainer_stdout.log")
     if cfg.slurm["use_cluster"]:
         click.echo(f"submitted to Slurm through the official submitit launcher (job id in "
                    f"{run_dir / 'trainer_stdout.log'}); logs in {run_dir / 'submitit_logs'}")

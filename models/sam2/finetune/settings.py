@@ -21,8 +21,9 @@ Schema::
               always off on CPU), gpus (int, 1: processes per node), nodes (int, 1), threads (int, 0: torch CPU
               threads, 0 = torch's default), log_every (int, 10: official trainer log/scalar frequency in steps)
     [loss]    mask (20), dice (1), iou (1), class (1): the official MultiStepMultiMasksAndIous weights
-    [augment] preset ("official"|"masseg"): the official MOSE fine-tune transforms, or the MASSeg augmentation of
-              models.sam2.finetune.augment; [augment.settings] its options (passed to transforms_config)
+    [augment] preset ("masseg"|"official", "masseg"): the MASSeg augmentation of models.sam2.finetune.augment (as
+              `masseg data preview` shows it), or the official MOSE fine-tune YAML's transforms;
+              [augment.settings] overrides the MASSeg DEFAULTS
     [slurm]   use_cluster (bool, false), partition, account, qos (str), timeout_hour (int, 24),
               cpus_per_task (int, 10), mem_gb (int, 0 = none): the official submitit launcher's settings
 """
@@ -64,7 +65,7 @@ _TRAIN = {"out": (str, True, None, None), "epochs": (int, False, 40, _pos), "bat
           "threads": (int, False, 0, _nonneg), "log_every": (int, False, 10, _pos)}
 _LOSS = {"mask": (Num, False, 20.0, _nonneg), "dice": (Num, False, 1.0, _nonneg), "iou": (Num, False, 1.0, _nonneg),
          "class": (Num, False, 1.0, _nonneg)}
-_AUGMENT = {"preset": (str, False, "official", lambda v: None if v in AUGMENT_PRESETS
+_AUGMENT = {"preset": (str, False, "masseg", lambda v: None if v in AUGMENT_PRESETS
                        else f"must be one of {', '.join(AUGMENT_PRESETS)}"),
             "settings": (dict, False, None, None)}
 _SLURM = {"use_cluster": (bool, False, False, None), "partition": (str, False, "", None),

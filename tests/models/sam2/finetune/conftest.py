@@ -88,6 +88,9 @@ seed = {SEED}
 log_every = 1
 val_every = {val_every if val_root else 0}
 {extra}
+
+[augment]
+preset = "official"       # the official YAML's transforms: what the official train.py runs in the proof
 """)
     return path
 

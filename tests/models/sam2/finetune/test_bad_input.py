@@ -121,3 +121,20 @@ def test_slurm_without_sbatch(capsys, tmp_path, golden_weights, train_root, monk
     rc, err = run(capsys, cfg)
     assert rc == 2 and "sbatch is not on this machine" in one_line(err)
     assert not (tmp_path / "run").exists()
+
+
+def test_second_train_in_a_running_run_folder(capsys, tmp_path, golden_weights, train_root):
+    """A run folder whose lock is held (a training still running there) is refused with one line."""
+    import fcntl
+    import os
+
+    from pipeline.commands.train import LOCK_FILE
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        rc, err = run(capsys, tiny_toml(tmp_path / "t.toml", run_dir, golden_weights, train_root))
+    finally:
+        os.close(fd)
+    assert rc == 2 and "another `masseg train` is running" in one_line(err)

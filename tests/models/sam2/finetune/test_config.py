@@ -23,7 +23,9 @@ def doc(tmp_path, **train):
 
 
 def test_b_plus_defaults_give_back_the_official_mose_recipe(tmp_path):
-    cfg = parse_config(doc(tmp_path))
+    d = doc(tmp_path)
+    d["augment"] = {"preset": "official"}
+    cfg = parse_config(d)
     ours = build_hydra_config(cfg, "/ckpt.pt", tmp_path / "run", "cuda")
     official = mose_finetune_yaml()
     a = OmegaConf.to_container(ours.trainer.model, resolve=False)
@@ -68,6 +70,14 @@ def test_toml_values_reach_the_hydra_config(tmp_path):
     sampler = t["data"]["train"]["datasets"][0]["dataset"]["datasets"][0]["sampler"]
     assert sampler["num_frames"] == 4 and sampler["max_num_objects"] == 2
     assert t["checkpoint"]["model_weight_initializer"]["state_dict"]["checkpoint_path"] == "/ckpt.pt"
+
+
+def test_default_augmentation_is_masseg(tmp_path):
+    """As `masseg data preview` reads a config without [augment]: the MASSeg augmentation with its DEFAULTS."""
+    from models.sam2.finetune import augment
+    cfg = parse_config(doc(tmp_path))
+    assert cfg.augment["preset"] == "masseg"
+    assert train_transforms(cfg) == augment.train_transforms_config({}, 1024)
 
 
 def test_shipped_configs_parse():

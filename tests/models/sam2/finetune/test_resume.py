@@ -3,6 +3,7 @@ last checkpoint and ends with exactly the weights, per-step losses and validatio
 The run folder records what a run was; the output checkpoint loads in `masseg infer --checkpoint` unchanged."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -46,7 +47,12 @@ def test_kill_9_then_rerun_equals_uninterrupted(reference_run, golden_weights, t
             time.sleep(0.2)
         assert proc.poll() is None, "the run ended before it could be killed: " + \
             (tmp_path / "torchrun.log").read_text()[-3000:]
-        os.killpg(proc.pid, signal.SIGKILL)
+        # kill -9 every process of the run: torchrun's agent and its worker (which has a session of its own)
+        import psutil
+        family = [proc.pid] + [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+        for pid in family:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
     finally:
         proc.wait()
         log.close()
