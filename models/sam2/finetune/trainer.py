@@ -178,8 +178,11 @@ class MassegTrainer(Trainer):
         path = self.steps_csv
         if not path.exists():
             return
+        def whole(r):   # a kill -9 can cut the last line short: such a row is a step to redo anyway
+            return all(r.get(k) not in (None, "") for k in STEP_COLUMNS) and r["step"].isdigit()
+
         with open(path, newline="") as fh:
-            rows = [r for r in csv.DictReader(fh) if int(r["step"]) < keep_below]
+            rows = [r for r in csv.DictReader(fh) if whole(r) and int(r["step"]) < keep_below]
         tmp = path.with_suffix(".csv.tmp")
         with open(tmp, "w", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=STEP_COLUMNS)
