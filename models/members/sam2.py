@@ -11,6 +11,23 @@ def _image_size_problem(size: int) -> str | None:
     return None
 
 
+def sam2_image_size(member: str) -> ImageSize:
+    """The SAM2 input-size rule; shared with members that run SAM2 checkpoints (sam2long)."""
+    return ImageSize(1024, f"SAM2 image_size S (multiple of 32; logits are S/4) [{member} default: 1024]",
+                     _image_size_problem)
+
+
+# Options of every member that runs SAM2 checkpoints (sam2long too), declared once so names, help and checks
+# cannot drift apart between them.
+SAM2_OPTIONS = (
+    Option("variant", str, help="SAM2 model config: sam2.1_hiera_t/s/b+/l, sam2_hiera_*, or a config yaml "
+                                "[default: the registry checkpoint's]",
+           check=variant_problem, from_checkpoint="config", required=True, aliases=("--config",)),
+    Option("mem_scale", float, help="MASSeg mask scaling: sigmoid_scale_for_mem_enc [default: the config's, 20]"),
+    Option("mem_bias", float, help="MASSeg mask scaling: sigmoid_bias_for_mem_enc [default: the config's, -10]"),
+)
+
+
 def _build(req: BuildRequest):
     from models.sam2.segmenter import Sam2Segmenter
 
@@ -42,14 +59,8 @@ FAMILY = ModelFamily(
     checkpoint_family="sam2",
     recipe_kind="sam2_bilinear",
     example_checkpoint="sam2.1_hiera_large",
-    image_size=ImageSize(1024, "SAM2 image_size S (multiple of 32; logits are S/4) [sam2 default: 1024]",
-                         _image_size_problem),
-    options=(
-        Option("variant", str, help="SAM2 model config: sam2.1_hiera_t/s/b+/l, sam2_hiera_*, or a config yaml "
-                                    "[default: the registry checkpoint's]",
-               check=variant_problem, from_checkpoint="config", required=True, aliases=("--config",)),
-        Option("mem_scale", float, help="MASSeg mask scaling: sigmoid_scale_for_mem_enc [default: the config's, 20]"),
-        Option("mem_bias", float, help="MASSeg mask scaling: sigmoid_bias_for_mem_enc [default: the config's, -10]"),
+    image_size=sam2_image_size("sam2"),
+    options=SAM2_OPTIONS + (
         Option("vos_optimized", bool, default=False, help="compiled VOS predictor (CUDA only)"),
     ),
     build=_build,

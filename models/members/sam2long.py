@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import math
 
-from models.members.sam2 import _agrees_with_checkpoint, _image_size_problem
-from models.registry import BuildRequest, ImageSize, ModelFamily, Option
-from models.sam2.variants import variant_problem
+from models.members.sam2 import SAM2_OPTIONS, _agrees_with_checkpoint, sam2_image_size
+from models.registry import BuildRequest, ModelFamily, Option
 
 
 def _pathways_problem(n: int) -> str | None:
@@ -41,14 +40,8 @@ FAMILY = ModelFamily(
     checkpoint_family="sam2",
     recipe_kind="sam2_bilinear",
     example_checkpoint="sam2.1_hiera_large",
-    image_size=ImageSize(1024, "SAM2 image_size S (multiple of 32; logits are S/4) [sam2long default: 1024]",
-                         _image_size_problem),
-    options=(
-        Option("variant", str, help="SAM2 model config: sam2.1_hiera_t/s/b+/l, sam2_hiera_*, or a config yaml "
-                                    "[default: the registry checkpoint's]",
-               check=variant_problem, from_checkpoint="config", required=True, aliases=("--config",)),
-        Option("mem_scale", float, help="MASSeg mask scaling: sigmoid_scale_for_mem_enc [default: the config's, 20]"),
-        Option("mem_bias", float, help="MASSeg mask scaling: sigmoid_bias_for_mem_enc [default: the config's, -10]"),
+    image_size=sam2_image_size("sam2long"),
+    options=SAM2_OPTIONS + (
         Option("num_pathway", int, default=3, help="memory pathways kept per object [default: 3, official README]",
                check=_pathways_problem),
         Option("iou_threshold", float, default=0.1,
