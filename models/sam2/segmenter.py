@@ -159,16 +159,7 @@ class Sam2Segmenter:
         """Yield every frame's (N, S/4, S/4) logits and (N,) object scores; N counts objects given so far."""
         pred = self.predictor
         first_given = video.first_given
-        prompts = video.prompt_masks()  # DatasetError on a missing/empty prompt, before any model work
-        frames = LazyFrames(video, self.image_size, self.hflip)
-        with self._compute():
-            with _frames_from(frames):
-                state = pred.init_state(video_path=video.name)
-            for t in sorted(prompts):
-                labels = prompts[t][:, ::-1] if self.hflip else prompts[t]
-                for oid in sorted(o for o, f in first_given.items() if f == t):
-                    pred.add_new_mask(inference_state=state, frame_idx=t, obj_id=oid, mask=labels == oid)
-            pred.propagate_in_video_preflight(state)
+        state = self._prompted_state(video)
         # model-side order (the package's loop order) and output order (ascending ids)
         order = [(idx, state["obj_idx_to_id"][idx]) for idx in range(len(state["obj_idx_to_id"]))]
         lookback = memory_lookback(pred, len(video))
@@ -196,6 +187,23 @@ class Sam2Segmenter:
             yield FrameOutput(f, video.frame_names[f], ids, logits, scores)
 
     # ---- internals ----------------------------------------------------------------------------------------------
+    def _prompted_state(self, video: Video) -> dict:
+        """The package's inference state with every object's first given mask added and the preflight run, as
+        ``propagate_in_video`` starts; SAM2Long starts its trees from the same state."""
+        pred = self.predictor
+        first_given = video.first_given
+        prompts = video.prompt_masks()  # DatasetError on a missing/empty prompt, before any model work
+        frames = LazyFrames(video, self.image_size, self.hflip)
+        with self._compute():
+            with _frames_from(frames):
+                state = pred.init_state(video_path=video.name)
+            for t in sorted(prompts):
+                labels = prompts[t][:, ::-1] if self.hflip else prompts[t]
+                for oid in sorted(o for o, f in first_given.items() if f == t):
+                    pred.add_new_mask(inference_state=state, frame_idx=t, obj_id=oid, mask=labels == oid)
+            pred.propagate_in_video_preflight(state)
+        return state
+
     def _compute(self):
         """inference mode, plus bf16 autocast on CUDA as the official evaluation runs (fp32 on CPU). Entered per
         step, never across a ``yield``, so the caller's code never runs under it."""

@@ -38,8 +38,7 @@ from tqdm import tqdm
 
 from data.dataset import Video
 from data.errors import MassegError
-from models.sam2.frames import LazyFrames
-from models.sam2.segmenter import Sam2Segmenter, _frames_from
+from models.sam2.segmenter import Sam2Segmenter
 from models.stage import FrameOutput
 
 from .model import Sam2LongModel
@@ -168,17 +167,8 @@ class Sam2LongSegmenter(Sam2Segmenter):
         (the golden tests compare a prefix of a clip this way: a prefix of a longer video, not a shorter one)."""
         pred = self.predictor
         first_given = video.first_given
-        prompts = video.prompt_masks()  # DatasetError on a missing/empty prompt, before any model work
+        state = self._prompted_state(video)
         num_frames = len(video)
-        frames = LazyFrames(video, self.image_size, self.hflip)
-        with self._compute():
-            with _frames_from(frames):
-                state = pred.init_state(video_path=video.name)
-            for t in sorted(prompts):
-                labels = prompts[t][:, ::-1] if self.hflip else prompts[t]
-                for oid in sorted(o for o, f in first_given.items() if f == t):
-                    pred.add_new_mask(inference_state=state, frame_idx=t, obj_id=oid, mask=labels == oid)
-            pred.propagate_in_video_preflight(state)
         max_valid = min(num_frames, pred.max_obj_ptrs_in_encoder) - 1
         self.trace = {}
         self.stats = {}
