@@ -78,6 +78,24 @@ def check_writable(path: str | os.PathLike, what: str = "output folder", is_dir:
     return path
 
 
+def make_output_dir(path: str | os.PathLike, what: str = "output folder", option: str = "--out") -> Path:
+    """Create an output folder now (before any decoding or model work) and say plainly, naming ``option`` in the
+    fix, when it cannot be created or written. Unlike :func:`check_writable` it leaves the folder made."""
+    path = Path(path)
+    for parent in [path, *path.parents]:
+        if parent.exists():
+            if not parent.is_dir():
+                raise MassegError(f"{parent} is a file, not a folder", path, f"choose another {option}")
+            break
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MassegError(f"cannot create the {what} ({exc.strerror})", path, f"choose another {option}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise MassegError(f"{what} is not writable", path, f"choose another {option} or fix its permissions")
+    return path
+
+
 def _fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)

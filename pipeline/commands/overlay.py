@@ -2,29 +2,13 @@
 and, with --mp4, an H.264 MP4 per video -- for looking at predictions, ground truth or any tool's PNGs."""
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import click
 
+from data.atomic import make_output_dir
 from data.errors import MassegError
-
-
-def writable_dir(path: Path) -> Path:
-    """Create the output folder now (before any decoding) and say plainly when it cannot be written."""
-    for parent in [path, *path.parents]:
-        if parent.exists():
-            if not parent.is_dir():
-                raise MassegError(f"{parent} is a file, not a folder", path, "choose another --out")
-            break
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise MassegError(f"cannot create the output folder ({exc.strerror})", path, "choose another --out") from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise MassegError("output folder is not writable", path, "choose another --out or fix its permissions")
-    return path
 
 
 @click.command()
@@ -58,7 +42,7 @@ def overlay(root, split_name, labels, out, videos, mp4, fps, alpha):
         names = list(videos)
     else:
         names = [v for v in ds.video_names if (labels_dir / v).is_dir()]
-    writable_dir(out)
+    make_output_dir(out)
     start = time.perf_counter()
     total = len(names)
     n_frames = sum(len(label_frames(labels_dir, v, ds[v].frame_names)) for v in names)

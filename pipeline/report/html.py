@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from data.atomic import atomic_write_bytes, atomic_write_text
+from data.atomic import atomic_write_bytes, atomic_write_text, make_output_dir
 from data.errors import MassegError
 
 from . import plots
@@ -400,7 +400,7 @@ def build_report(run: str | Path, out: str | Path | None = None, root: str | Non
     start = time.perf_counter()
     ctx = open_run(run, root, split, protocol)
     out = Path(out) if out is not None else ctx.run / REPORT_DIR
-    _writable(out)
+    make_output_dir(out, "report folder")
     scores = None
     if ctx.has_gt:
         scores = member_scores(ctx.run, ctx.fusion, ctx.dataset, ctx.protocol,
@@ -453,17 +453,3 @@ def build_report(run: str | Path, out: str | Path | None = None, root: str | Non
         echo(f"[report] {index} ({len(shown)} videos, {time.perf_counter() - start:.1f} s)")
     return index
 
-
-def _writable(out: Path) -> None:
-    import os
-    for parent in [out, *out.parents]:
-        if parent.exists():
-            if not parent.is_dir():
-                raise MassegError(f"{parent} is a file, not a folder", out, "choose another --out")
-            break
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise MassegError(f"cannot create the report folder ({exc.strerror})", out, "choose another --out") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise MassegError("report folder is not writable", out, "choose another --out or fix its permissions")

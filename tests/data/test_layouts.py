@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data.atomic import atomic_write_bytes, check_writable
+from data.atomic import atomic_write_bytes, check_writable, make_output_dir
 from data.dataset import LaterObjectsWarning, VOSDataset
 from data.errors import DatasetError, MassegError, StoreError
 from data.labels import flatten_object_folders, read_labels, write_labels
@@ -138,6 +138,27 @@ def test_check_writable(tmp_path):
         try:
             with pytest.raises(MassegError, match="not writable"):
                 check_writable(ro / "out")
+        finally:
+            ro.chmod(0o700)
+
+
+def test_make_output_dir(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(MassegError, match="file, not a folder") as e:
+        make_output_dir(tmp_path / "file" / "out", "report folder")
+    assert "choose another --out" in str(e.value)
+    made = make_output_dir(tmp_path / "new" / "deeper", option="--dest")
+    assert made.is_dir()
+    if os.geteuid() != 0:  # root may write anywhere
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        try:
+            with pytest.raises(MassegError, match="cannot create the report folder") as e:
+                make_output_dir(ro / "out", "report folder")
+            assert "choose another --out" in str(e.value)
+            with pytest.raises(MassegError, match="report folder is not writable"):
+                make_output_dir(ro, "report folder")
         finally:
             ro.chmod(0o700)
 
