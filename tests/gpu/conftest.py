@@ -3,15 +3,14 @@ tests) and DAVIS-layout roots linked to the shared clips. Every test here is mar
 reason where CUDA is absent (tests/conftest.py); fixtures build nothing before that."""
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from tests.conftest import shared_path
-from tests.models.sam2.conftest import CONFIG as SAM2_CONFIG, GOLDEN_SHA256, frames_range, import_file, link_video
+from tests.helpers.golden import (SAM2_CONFIG, cutie_recipe_state_dicts, frames_range, import_file, link_video,
+                                  sam2_golden_weights)
 
 __all__ = ["SAM2_CONFIG"]
 
@@ -39,13 +38,7 @@ def sam2_golden(sam2_golden_dir):
 def sam2_weights(sam2_golden_dir, tmp_path_factory) -> Path:
     """sam2.1-tiny weights from the shared recipe; the state-dict sha256 must be the golden's."""
     out = tmp_path_factory.mktemp("sam2_weights_gpu") / "synthetic_sam2.1_hiera_t.pt"
-    proc = subprocess.run([sys.executable, str(sam2_golden_dir / "make_weights.py"), "--out", str(out)],
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    recipe = import_file(sam2_golden_dir / "make_weights.py", "sam2_make_weights_gpu")
-    assert recipe.torch_state_dict_sha256(torch.load(out, map_location="cpu", weights_only=True)["model"]) \
-        == GOLDEN_SHA256
-    return out
+    return sam2_golden_weights(sam2_golden_dir, out, "sam2_make_weights_gpu")
 
 
 @pytest.fixture(scope="session")
@@ -77,14 +70,4 @@ def cutie_golden(cutie_golden_dir):
 def cutie_state_dict(cutie_golden_dir, cutie_golden):
     """size -> the shared recipe's weights, checked against the sha256 the fixture records."""
     make, _, variants = cutie_golden
-    cache = {}
-
-    def get(size: str):
-        if size not in cache:
-            sd = make.make_state_dict(str(cutie_golden_dir / f"keys_{size}.json"))
-            expected = {v["model"]: v["weights_sha256"] for v in variants.values()}[size]
-            assert make.state_dict_sha256(sd) == expected, f"recipe weights for cutie-{size} changed"
-            cache[size] = sd
-        return cache[size]
-
-    return get
+    return cutie_recipe_state_dicts(cutie_golden_dir, make, variants)

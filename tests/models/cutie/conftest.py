@@ -2,7 +2,6 @@
 recipe weights (sha256-checked), and a small synthetic video for the unit tests."""
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import numpy as np
@@ -11,18 +10,12 @@ import torch
 
 from models.cutie import build_cutie, disable_tf32
 from tests.conftest import shared_path
+from tests.helpers.golden import cutie_recipe_state_dicts, import_file
 
 torch.set_num_threads(2)
 disable_tf32()  # the tests compare numbers; TF32 would only matter on a GPU
 
 GOLDEN = ("golden", "cutie")
-
-
-def _load_module(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="session")
@@ -32,12 +25,12 @@ def golden_dir():
 
 @pytest.fixture(scope="session")
 def make_weights(golden_dir):
-    return _load_module(golden_dir / "make_weights.py", "cutie_make_weights")
+    return import_file(golden_dir / "make_weights.py", "cutie_make_weights")
 
 
 @pytest.fixture(scope="session")
 def check_outputs(golden_dir):
-    return _load_module(golden_dir / "check_outputs.py", "cutie_check_outputs")
+    return import_file(golden_dir / "check_outputs.py", "cutie_check_outputs")
 
 
 @pytest.fixture(scope="session")
@@ -53,17 +46,7 @@ def keys_json(golden_dir):
 @pytest.fixture(scope="session")
 def recipe_state_dict(golden_dir, make_weights, variants):
     """variant -> golden recipe weights, checked against the sha256 the fixture records."""
-    cache = {}
-
-    def get(variant: str):
-        if variant not in cache:
-            sd = make_weights.make_state_dict(str(golden_dir / f"keys_{variant}.json"))
-            expected = {v["model"]: v["weights_sha256"] for v in variants.values()}[variant]
-            assert make_weights.state_dict_sha256(sd) == expected, f"recipe weights for {variant} changed"
-            cache[variant] = sd
-        return cache[variant]
-
-    return get
+    return cutie_recipe_state_dicts(golden_dir, make_weights, variants)
 
 
 @pytest.fixture(scope="session")

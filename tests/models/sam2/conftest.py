@@ -2,10 +2,7 @@
 checker, and small DAVIS-layout roots made of symlinks to the shared clips."""
 from __future__ import annotations
 
-import importlib.util
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 # Must precede torch's OpenMP start-up to take effect (running these tests alone): on a shared 2-core machine
@@ -16,16 +13,9 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from tests.conftest import shared_path  # noqa: E402
+from tests.helpers.golden import SAM2_CONFIG, frames_range, import_file, link_video, sam2_golden_weights  # noqa: E402
 
-GOLDEN_SHA256 = "b146d6bfd72af7eb774633f52e66441ce288207e9c9df6d6e779b5f6528a17a0"
-CONFIG = "sam2.1_hiera_t"
-
-
-def import_file(path: Path, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+CONFIG = SAM2_CONFIG
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -51,35 +41,12 @@ def golden(golden_dir):
 def golden_weights(golden_dir, tmp_path_factory) -> Path:
     """sam2.1-tiny synthetic weights from the fixture's recipe; the state-dict sha256 must match the README."""
     out = tmp_path_factory.mktemp("sam2_weights") / "synthetic_sam2.1_hiera_t.pt"
-    proc = subprocess.run([sys.executable, str(golden_dir / "make_weights.py"), "--out", str(out)],
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    recipe = import_file(golden_dir / "make_weights.py", "sam2_make_weights")
-    sd = torch.load(out, map_location="cpu", weights_only=True)["model"]
-    assert recipe.torch_state_dict_sha256(sd) == GOLDEN_SHA256
-    return out
+    return sam2_golden_weights(golden_dir, out, "sam2_make_weights")
 
 
 @pytest.fixture(scope="session")
 def clips() -> Path:
     return shared_path("vos-clips")
-
-
-def link_video(root: Path, video: str, clip_root: Path, frames: list[str], anns=(), src_video: str | None = None,
-               rename: dict[str, str] | None = None) -> None:
-    """Make ``root/{JPEGImages,Annotations}/<video>/`` hold exactly the listed frames and annotations of
-    ``clip_root``'s video ``src_video`` (default: same name), as symlinks; ``rename`` maps source stems to new ones."""
-    rename = rename or {}
-    src = src_video or video
-    for sub, names, ext in (("JPEGImages", frames, "jpg"), ("Annotations", anns, "png")):
-        folder = root / sub / video
-        folder.mkdir(parents=True, exist_ok=True)
-        for f in names:
-            (folder / f"{rename.get(f, f)}.{ext}").symlink_to(clip_root / sub / src / f"{f}.{ext}")
-
-
-def frames_range(n: int, start: int = 0) -> list[str]:
-    return [f"{i:05d}" for i in range(start, start + n)]
 
 
 @pytest.fixture(scope="session")

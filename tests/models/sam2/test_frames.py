@@ -10,7 +10,7 @@ from data.dataset import VOSDataset
 from data.errors import DatasetError
 from models.sam2.frames import LazyFrames
 
-from .conftest import frames_range, link_video
+from tests.helpers.golden import frames_range, link_video
 
 
 @pytest.fixture(scope="module")

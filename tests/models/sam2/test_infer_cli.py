@@ -17,7 +17,9 @@ from data.shards import shard_videos
 from data.store import LogitStore
 from pipeline.cli import main
 
-from .conftest import CONFIG, frames_range, link_video
+from tests.helpers.golden import frames_range, link_video
+
+from .conftest import CONFIG
 
 
 def infer_args(root: Path, out: Path, weights: Path, *extra: str) -> list[str]:

@@ -15,7 +15,9 @@ from data.store import LogitStore
 from models.sam2 import Sam2Segmenter
 from models.stage import run_stage
 
-from .conftest import CONFIG, frames_range, link_video
+from tests.helpers.golden import frames_range, link_video
+
+from .conftest import CONFIG
 from .official import build_package_predictor, run_separate
 
 SIZE = 256

@@ -3,8 +3,6 @@ checker module, and DAVIS-layout roots of symlinks to the shared clips (the gold
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts OpenMP (see tests/conftest.py)
@@ -13,10 +11,10 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from tests.conftest import shared_path  # noqa: E402
-from tests.models.sam2.conftest import frames_range, import_file, link_video  # noqa: E402
+from tests.helpers.golden import SAM2_CONFIG, frames_range, import_file, link_video, run_weights_recipe  # noqa: E402
 
 RECIPE_SHA256 = "2d2f845e96854cc472af321c9435b5510229f4b9fbe4ff60174d99b3b8ded6c4"
-CONFIG = "sam2.1_hiera_t"
+CONFIG = SAM2_CONFIG
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -43,9 +41,8 @@ def sl_golden(sl_golden_dir):
 def sl_weights(sl_golden_dir, tmp_path_factory) -> Path:
     """sam2.1-tiny weights of recipe sam2long-golden-v1; the recipe itself checks the state-dict sha256."""
     out = tmp_path_factory.mktemp("sam2long_weights") / "synthetic_sam2long_v1.pt"
-    proc = subprocess.run([sys.executable, str(sl_golden_dir / "make_weights.py"), "--out", str(out)],
-                          capture_output=True, text=True)
-    assert proc.returncode == 0 and RECIPE_SHA256 in proc.stdout, proc.stdout + proc.stderr
+    proc = run_weights_recipe(sl_golden_dir / "make_weights.py", out)
+    assert RECIPE_SHA256 in proc.stdout, proc.stdout + proc.stderr
     return out
 
 
