@@ -72,3 +72,12 @@ def link_video(root: Path, video: str, clip_root: Path, frames: list[str], anns=
 
 def frames_range(n: int, start: int = 0) -> list[str]:
     return [f"{i:05d}" for i in range(start, start + n)]
+
+
+def sam2_recipe_weights(out: Path) -> Path:
+    """The SAM2 golden recipe's tiny weights at ``out`` (skips where ../shared is absent): real SAM2 weights for
+    end-to-end runs that need a model, not the golden's numbers."""
+    from tests.conftest import shared_path
+
+    run_weights_recipe(shared_path("golden", "sam2", "make_weights.py"), out)
+    return out

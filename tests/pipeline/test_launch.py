@@ -23,6 +23,7 @@ from data.store import LogitStore
 from pipeline.launch.spec import member_spec
 from pipeline.launch.work import check_store, run_videos
 from tests.conftest import shared_path
+from tests.helpers.golden import sam2_recipe_weights
 
 CLIPS = {  # video -> (source folder under vos-clips, frames)
     "libby": ("davis2016", 3),
@@ -48,10 +49,7 @@ def clips(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory) -> Path:
     pytest.importorskip("sam2", reason="sam2 is not installed (pip install -e .[sam2])")
-    script = shared_path("golden", "sam2", "make_weights.py")
-    out = tmp_path_factory.mktemp("weights") / "synthetic_sam2.1_hiera_t.pt"
-    subprocess.run([sys.executable, str(script), "--out", str(out)], check=True, capture_output=True)
-    return out
+    return sam2_recipe_weights(tmp_path_factory.mktemp("weights") / "synthetic_sam2.1_hiera_t.pt")
 
 
 def _spec(weights: Path) -> dict:

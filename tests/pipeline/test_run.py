@@ -17,18 +17,11 @@ import torch
 
 from pipeline.run import run_experiment
 from pipeline.synthetic import make_synthetic_dataset
-from tests.conftest import REPO, shared_path
+from tests.conftest import REPO
+from tests.helpers.golden import sam2_recipe_weights
+from tests.helpers.runs import RUN_HEAD
 
-CONFIG = """
-[run]
-out = "{out}"
-device = "cpu"
-threads = 2
-[data]
-root = "{root}"
-split = "val"
-protocol = "davis"
-[[member]]
+CONFIG = RUN_HEAD + """[[member]]
 name = "sam2t"
 model = "sam2"
 variant = "sam2.1_hiera_t"
@@ -54,9 +47,7 @@ weight = 0.5
 @pytest.fixture(scope="module")
 def material(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("run")
-    make = shared_path("golden", "sam2", "make_weights.py")
-    sam2 = tmp / "sam2_tiny_synthetic.pt"
-    subprocess.run([sys.executable, str(make), "--out", str(sam2)], check=True, capture_output=True)
+    sam2 = sam2_recipe_weights(tmp / "sam2_tiny_synthetic.pt")
     from models.cutie import build_cutie
     torch.manual_seed(0)
     cutie = tmp / "cutie_small_seeded.pth"

@@ -3,24 +3,14 @@ with MASSeg mask scaling) on a generated dataset, every stage of `masseg run` in
 (about 12 s of CPU)."""
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import shared_path
+from tests.helpers.golden import sam2_recipe_weights
+from tests.helpers.runs import RUN_HEAD
 
-CONFIG = """
-[run]
-out = "{out}"
-device = "cpu"
-threads = 2
-[data]
-root = "{root}"
-split = "val"
-protocol = "davis"
-[[member]]
+CONFIG = RUN_HEAD + """[[member]]
 name = "sam2a"
 model = "sam2"
 variant = "sam2.1_hiera_t"
@@ -46,10 +36,9 @@ def make_run(tmp: Path, name: str = "run", sweep: bool = True) -> tuple[Path, Pa
     """(config, run folder, dataset root, printed lines) of a finished run."""
     from pipeline.run import run_experiment
     from pipeline.synthetic import make_synthetic_dataset
-    make = shared_path("golden", "sam2", "make_weights.py")
     sam2 = tmp / "sam2_tiny_synthetic.pt"
     if not sam2.is_file():
-        subprocess.run([sys.executable, str(make), "--out", str(sam2)], check=True, capture_output=True)
+        sam2_recipe_weights(sam2)
     root = tmp / "ds"
     if not root.is_dir():
         make_synthetic_dataset(root, n_videos=2, n_frames=6, hw=(64, 96), seed=5)
