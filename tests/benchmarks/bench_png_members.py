@@ -18,11 +18,9 @@ machine).
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,15 +29,8 @@ sys.path.insert(0, str(REPO))
 from data.dataset import VOSDataset  # noqa: E402
 from ensemble.config import FusionConfig  # noqa: E402
 from ensemble.fuse import fuse  # noqa: E402
+from tests.benchmarks.measure import SHARED, emit, skip_without_clips, timed  # noqa: E402
 from tests.ensemble import synthetic  # noqa: E402
-
-SHARED = REPO.parent / "shared"
-
-
-def timed(fn):
-    w0, c0 = time.perf_counter(), time.process_time()
-    fn()
-    return time.perf_counter() - w0, time.process_time() - c0
 
 
 def main(argv=None) -> dict:
@@ -65,7 +56,7 @@ def main(argv=None) -> dict:
         for k in range(2):
             for name, cfg in (("stores", ref_cfg), ("png", png_cfg)):
                 run = work / f"{name}{k}"
-                runs[name].append(timed(lambda: fuse(cfg, run, dataset=ds)))
+                runs[name].append(timed(lambda: fuse(cfg, run, dataset=ds))[1:])
         import numpy as np
         from data.labels import read_labels
         # not a goal, for reading the numbers: the one-hot member outvotes where the store's soft one would not
@@ -80,13 +71,10 @@ def main(argv=None) -> dict:
                "ratio_png_vs_stores": {"cpu": best["png"][1] / best["stores"][1],
                                        "wall": best["png"][0] / best["stores"][0]},
                "fraction_of_pixels_labelled_differently": same}
-        text = json.dumps(out, indent=1)
-        print(text)
+        emit(out, args.out)
         print(f"\nfusion with a PNG member: {best['png'][1]:.2f} s CPU ({best['png'][0]:.2f} s wall) vs all stores "
               f"{best['stores'][1]:.2f} s CPU ({best['stores'][0]:.2f} s wall): ratio "
               f"{out['ratio_png_vs_stores']['cpu']:.2f}x CPU; labels differ on {100 * same:.2f}% of the pixels")
-        if args.out:
-            Path(args.out).write_text(text + "\n")
         return out
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -98,8 +86,6 @@ if __name__ == "__main__":
 
 def test_png_member_costs_no_more_than_a_store():
     """`make bench` entry: a PNG member in place of a store member costs <= 1.1x the all-store fusion's CPU time."""
-    import pytest
-    if not (SHARED / "vos-clips").is_dir():
-        pytest.skip(f"shared clips not found at {SHARED / 'vos-clips'}")
+    skip_without_clips()
     out = main([])
     assert out["ratio_png_vs_stores"]["cpu"] <= 1.1

@@ -20,12 +20,10 @@ time is reported too (the machine is shared, so it is noisier).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,15 +34,8 @@ from ensemble.config import FusionConfig  # noqa: E402
 from ensemble.fuse import fuse  # noqa: E402
 from pipeline.report.html import build_report  # noqa: E402
 from submission.jf.evaluate import evaluate  # noqa: E402
+from tests.benchmarks.measure import SHARED, emit, skip_without_clips, timed  # noqa: E402
 from tests.ensemble import synthetic  # noqa: E402
-
-SHARED = REPO.parent / "shared"
-
-
-def timed(fn):
-    w0, c0 = time.perf_counter(), time.process_time()
-    value = fn()
-    return value, time.perf_counter() - w0, time.process_time() - c0
 
 
 def main(argv=None) -> dict:
@@ -97,13 +88,10 @@ def main(argv=None) -> dict:
             "overlay_mp4": {"wall_s": ov_wall, "cpu_s": ov_cpu, "frames_per_cpu_s": frames / ov_cpu,
                             "ratio_cpu": ov_cpu / pass_cpu},
         }
-        text = json.dumps(out, indent=1)
-        print(text)
+        emit(out, args.out)
         print(f"\none fuse+evaluate pass {pass_cpu:.1f} s CPU ({pass_wall:.1f} s wall); report {rep_cpu:.1f} s CPU "
               f"= {out['report']['ratio_cpu']:.2f}x (again {out['report_again']['ratio_cpu']:.2f}x); progress bars "
               f"{out['progress']['ratio_cpu']:.3f}x; overlays+MP4 {frames / ov_cpu:.1f} frames per CPU second")
-        if args.out:
-            Path(args.out).write_text(text + "\n")
         return out
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -115,9 +103,7 @@ if __name__ == "__main__":
 
 def test_report_costs_at_most_5_passes():
     """`make bench` entry: the report's goals against one fuse + evaluate pass of the same run."""
-    import pytest
-    if not (SHARED / "vos-clips").is_dir():
-        pytest.skip(f"shared clips not found at {SHARED / 'vos-clips'}")
+    skip_without_clips()
     out = main([])
     assert out["report"]["ratio_cpu"] <= 5.0
     assert out["report_again"]["ratio_cpu"] <= 1.0

@@ -17,18 +17,17 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / "shared"
+from tests.benchmarks import measure
+from tests.benchmarks.measure import SHARED, RssSampler, cpu_seconds, link, peak_rss_mb
+
 GOLDEN_SHA256 = "b146d6bfd72af7eb774633f52e66441ce288207e9c9df6d6e779b5f6528a17a0"
 CONFIG_NAME = "configs/sam2.1/sam2.1_hiera_t.yaml"
 SPEED_FRAMES = int(os.environ.get("BENCH_SAM2_FRAMES", "24"))
@@ -38,47 +37,6 @@ MEM_FRAMES = (50, 500)
 
 
 # ---- workers (one measurement per process) -------------------------------------------------------------------
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-
-
-class RssSampler:
-    """Highest resident set size seen while processing, sampled every 20 ms: ru_maxrss alone cannot tell the
-    processing peak from the model-building transient (loading a checkpoint briefly holds two copies)."""
-
-    def __init__(self, interval: float = 0.02):
-        import psutil
-
-        self._proc = psutil.Process()
-        self._interval = interval
-        self._stop = threading.Event()
-        self.peak = self._proc.memory_info().rss
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            self.peak = max(self.peak, self._proc.memory_info().rss)
-
-    def __enter__(self) -> "RssSampler":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._proc.memory_info().rss)
-
-    @property
-    def peak_mb(self) -> float:
-        return self.peak / 2**20
-
-
-def _cpu_seconds() -> float:
-    """User + system CPU time of this process: less sensitive than wall time to other work on a shared machine."""
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
-
-
 def _official_flow(spec: dict) -> dict:
     """tools/vos_inference.py, joint DAVIS/MOSE mode, as a driver of the package (our own code)."""
     import numpy as np
@@ -93,8 +51,8 @@ def _official_flow(spec: dict) -> dict:
     prompt = Path(spec["root"]) / "Annotations" / spec["video"] / "00000.png"
     out_dir = Path(spec["out"]) / spec["video"]
     out_dir.mkdir(parents=True)
-    build_rss = _peak_rss_mb()
-    start, cpu = time.perf_counter(), _cpu_seconds()
+    build_rss = peak_rss_mb()
+    start, cpu = time.perf_counter(), cpu_seconds()
     with RssSampler() as rss, torch.inference_mode():
         state = predictor.init_state(video_path=str(frame_dir), async_loading_frames=False)
         with Image.open(prompt) as im:
@@ -114,7 +72,7 @@ def _official_flow(spec: dict) -> dict:
             im = Image.fromarray(painted)
             im.putpalette(palette)
             im.save(out_dir / f"{names[f]}.png")
-    return {"seconds": time.perf_counter() - start, "cpu_seconds": _cpu_seconds() - cpu,
+    return {"seconds": time.perf_counter() - start, "cpu_seconds": cpu_seconds() - cpu,
             "frames": state["num_frames"], "build_rss_mb": build_rss, "run_peak_rss_mb": rss.peak_mb}
 
 
@@ -127,13 +85,13 @@ def _stage_flow(spec: dict) -> dict:
 
     seg = Sam2Segmenter(spec["weights"], config="sam2.1_hiera_t", image_size=spec["image_size"], device="cpu")
     dataset = VOSDataset(spec["root"])
-    build_rss = _peak_rss_mb()
-    start, cpu = time.perf_counter(), _cpu_seconds()
+    build_rss = peak_rss_mb()
+    start, cpu = time.perf_counter(), cpu_seconds()
     with RssSampler() as rss:
         store = LogitStore.create(Path(spec["out"]) / "store", seg.manifest(), codec=spec.get("codec") or
                                   codecs.DEFAULT_CODEC)
         result = run_stage(dataset, [spec["video"]], store, seg, progress=False, echo=lambda s: None)
-    return {"seconds": time.perf_counter() - start, "cpu_seconds": _cpu_seconds() - cpu,
+    return {"seconds": time.perf_counter() - start, "cpu_seconds": cpu_seconds() - cpu,
             "frames": result.done[0].frames, "build_rss_mb": build_rss, "run_peak_rss_mb": rss.peak_mb,
             "codec": store.codec, "retained_outputs": seg.stats.get("max_retained_outputs")}
 
@@ -143,26 +101,15 @@ def worker(spec: dict) -> dict:
 
     torch.set_num_threads(spec["threads"])
     res = (_official_flow if spec["flow"] == "official" else _stage_flow)(spec)
-    res.update(flow=spec["flow"], video=spec["video"], image_size=spec["image_size"], peak_rss_mb=_peak_rss_mb())
+    res.update(flow=spec["flow"], video=spec["video"], image_size=spec["image_size"], peak_rss_mb=peak_rss_mb())
     return res
 
 
 def run_worker(spec: dict) -> dict:
-    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", PYTHONPATH=str(REPO))
-    with tempfile.TemporaryDirectory() as out:
-        proc = subprocess.run([sys.executable, "-m", "tests.benchmarks.bench_sam2", "worker",
-                               json.dumps(dict(spec, out=out))], capture_output=True, text=True, cwd=REPO, env=env)
-    if proc.returncode != 0:
-        raise RuntimeError(f"worker failed ({spec['flow']}, {spec['video']}):\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return measure.run_worker("tests.benchmarks.bench_sam2", spec)
 
 
 # ---- inputs ------------------------------------------------------------------------------------------------------
-def _link(dst: Path, src: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    dst.symlink_to(src)
-
-
 def prepare(tmp: Path) -> dict:
     """Weights from the golden recipe (sha256-checked) and DAVIS-layout roots of symlinks to the shared clips."""
     golden = SHARED / "golden" / "sam2"
@@ -176,15 +123,15 @@ def prepare(tmp: Path) -> dict:
     frames = sorted(src.glob("*.jpg"))
     speed_root = tmp / "speed"
     for i in range(SPEED_FRAMES):
-        _link(speed_root / "JPEGImages" / "bmx-trees" / f"{i:05d}.jpg", frames[i % len(frames)])
-    _link(speed_root / "Annotations" / "bmx-trees" / "00000.png",
+        link(speed_root / "JPEGImages" / "bmx-trees" / f"{i:05d}.jpg", frames[i % len(frames)])
+    link(speed_root / "Annotations" / "bmx-trees" / "00000.png",
           clips / "davis2017_firstframe" / "Annotations" / "bmx-trees" / "00000.png")
     mem_roots = {}
     for n in MEM_FRAMES:
         root = tmp / f"mem{n}"
         for i in range(n):
-            _link(root / "JPEGImages" / f"long{n}" / f"{i:05d}.jpg", frames[i % len(frames)])
-        _link(root / "Annotations" / f"long{n}" / "00000.png",
+            link(root / "JPEGImages" / f"long{n}" / f"{i:05d}.jpg", frames[i % len(frames)])
+        link(root / "Annotations" / f"long{n}" / "00000.png",
               clips / "davis2016" / "Annotations" / "bmx-trees" / "00000.png")
         mem_roots[n] = root
     return {"weights": str(weights), "speed_root": str(speed_root), "mem_roots": {n: str(r) for n, r in

@@ -28,10 +28,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.benchmarks.bench_sam2 import RssSampler, _cpu_seconds, _link, _peak_rss_mb
+from tests.benchmarks import measure
+from tests.benchmarks.measure import SHARED, RssSampler, cpu_seconds, link, peak_rss_mb
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / "shared"
 GOLDEN = SHARED / "golden" / "sam2long"
 RECIPE_SHA256 = "2d2f845e96854cc472af321c9435b5510229f4b9fbe4ff60174d99b3b8ded6c4"
 THREADS = int(os.environ.get("BENCH_SAM2LONG_THREADS", "2"))
@@ -55,12 +54,12 @@ def _flow(spec: dict) -> dict:
     else:
         seg = Sam2Segmenter(spec["weights"], config="sam2.1_hiera_t", image_size=spec["image_size"], device="cpu")
     dataset = VOSDataset(spec["root"])
-    build_rss = _peak_rss_mb()
-    start, cpu = time.perf_counter(), _cpu_seconds()
+    build_rss = peak_rss_mb()
+    start, cpu = time.perf_counter(), cpu_seconds()
     with RssSampler() as rss:
         store = LogitStore.create(Path(spec["out"]) / "store", seg.manifest(), codec="f32")
         result = run_stage(dataset, [spec["video"]], store, seg, progress=False, echo=lambda s: None)
-    res = {"seconds": time.perf_counter() - start, "cpu_seconds": _cpu_seconds() - cpu,
+    res = {"seconds": time.perf_counter() - start, "cpu_seconds": cpu_seconds() - cpu,
            "frames": result.done[0].frames, "build_rss_mb": build_rss, "run_peak_rss_mb": rss.peak_mb,
            "stats": seg.stats, "temp_left": sorted(os.listdir(store.temp_dir()))}
     if spec.get("dump"):
@@ -78,18 +77,12 @@ def worker(spec: dict) -> dict:
 
     torch.set_num_threads(spec["threads"])
     res = _flow(spec)
-    res.update(flow=spec["flow"], video=spec["video"], image_size=spec["image_size"], peak_rss_mb=_peak_rss_mb())
+    res.update(flow=spec["flow"], video=spec["video"], image_size=spec["image_size"], peak_rss_mb=peak_rss_mb())
     return res
 
 
 def run_worker(spec: dict) -> dict:
-    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", PYTHONPATH=str(REPO))
-    with tempfile.TemporaryDirectory() as out:
-        proc = subprocess.run([sys.executable, "-m", "tests.benchmarks.bench_sam2long", "worker",
-                               json.dumps(dict(spec, out=out))], capture_output=True, text=True, cwd=REPO, env=env)
-    if proc.returncode != 0:
-        raise RuntimeError(f"worker failed ({spec['flow']}, {spec['video']}):\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return measure.run_worker("tests.benchmarks.bench_sam2long", spec)
 
 
 # ---- inputs ------------------------------------------------------------------------------------------------------
@@ -104,17 +97,17 @@ def prepare(tmp: Path) -> dict:
     root = tmp / "golden"
     for video in ("libby", "bmx-trees"):
         for i in range(30):
-            _link(root / "JPEGImages" / video / f"{i:05d}.jpg", clips / "davis2016" / "JPEGImages" / video / f"{i:05d}.jpg")
-    _link(root / "Annotations" / "libby" / "00000.png", clips / "davis2016" / "Annotations" / "libby" / "00000.png")
-    _link(root / "Annotations" / "bmx-trees" / "00000.png",
+            link(root / "JPEGImages" / video / f"{i:05d}.jpg", clips / "davis2016" / "JPEGImages" / video / f"{i:05d}.jpg")
+    link(root / "Annotations" / "libby" / "00000.png", clips / "davis2016" / "Annotations" / "libby" / "00000.png")
+    link(root / "Annotations" / "bmx-trees" / "00000.png",
           clips / "davis2017_firstframe" / "Annotations" / "bmx-trees" / "00000.png")
     src = sorted((clips / "davis2016" / "JPEGImages" / "bmx-trees").glob("*.jpg"))
     mem_roots = {}
     for n in MEM_FRAMES:
         r = tmp / f"mem{n}"
         for i in range(n):
-            _link(r / "JPEGImages" / f"long{n}" / f"{i:05d}.jpg", src[i % len(src)])
-        _link(r / "Annotations" / f"long{n}" / "00000.png", clips / "davis2016" / "Annotations" / "bmx-trees" / "00000.png")
+            link(r / "JPEGImages" / f"long{n}" / f"{i:05d}.jpg", src[i % len(src)])
+        link(r / "Annotations" / f"long{n}" / "00000.png", clips / "davis2016" / "Annotations" / "bmx-trees" / "00000.png")
         mem_roots[n] = str(r)
     return {"weights": str(weights), "root": str(root), "mem_roots": mem_roots, "tmp": str(tmp)}
 

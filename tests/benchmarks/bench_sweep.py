@@ -17,11 +17,9 @@ checked against the baseline's (they must be identical).
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,9 +31,8 @@ from ensemble.fuse import fuse  # noqa: E402
 from ensemble.grid import make_settings, simplex_grid  # noqa: E402
 from ensemble.sweep import sweep  # noqa: E402
 from submission.jf.evaluate import evaluate  # noqa: E402
+from tests.benchmarks.measure import SHARED, emit, skip_without_clips, timed  # noqa: E402
 from tests.ensemble import synthetic  # noqa: E402
-
-SHARED = REPO.parent / "shared"
 
 
 def settings_50(cfg: FusionConfig):
@@ -46,12 +43,6 @@ def settings_50(cfg: FusionConfig):
     out = soft + majority
     assert len(out) == 50, len(out)
     return out
-
-
-def timed(fn):
-    w0, c0 = time.perf_counter(), time.process_time()
-    value = fn()
-    return value, time.perf_counter() - w0, time.process_time() - c0
 
 
 def main(argv=None) -> dict:
@@ -104,14 +95,11 @@ def main(argv=None) -> dict:
             "speedup_vs_fifty_runs": {"cpu": 50 * one_cpu / sweep_cpu, "wall": 50 * one_wall / sweep_wall},
             "baseline_runs": base, "best": result.table.iloc[0]["label"],
         }
-        text = json.dumps(out, indent=1)
-        print(text)
+        emit(out, args.out)
         print(f"\nsweep of {len(settings)} settings: {sweep_cpu:.1f} s CPU ({sweep_wall:.1f} s wall); one fuse+evaluate "
               f"pass: {one_cpu:.1f} s CPU ({one_wall:.1f} s wall, mean of {len(base)}); ratio "
               f"{out['ratio_sweep_vs_one_pass']['cpu']:.2f}x CPU ({out['ratio_sweep_vs_one_pass']['wall']:.2f}x wall); "
               f"vs 50 separate runs: {out['speedup_vs_fifty_runs']['cpu']:.1f}x faster (CPU)")
-        if args.out:
-            Path(args.out).write_text(text + "\n")
         if not all(b["identical"] for b in base):
             raise SystemExit("sweep and fuse+evaluate disagree on a timed setting")
         return out
@@ -126,8 +114,6 @@ if __name__ == "__main__":
 
 def test_sweep_of_50_settings_costs_at_most_5_passes():
     """`make bench` entry: the goal of the ensemble issue (50 settings <= 5x one fuse+evaluate pass)."""
-    import pytest
-    if not (SHARED / "vos-clips").is_dir():
-        pytest.skip(f"shared clips not found at {SHARED / 'vos-clips'}")
+    skip_without_clips()
     out = main([])
     assert out["ratio_sweep_vs_one_pass"]["cpu"] <= 5.0
