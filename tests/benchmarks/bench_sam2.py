@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -115,10 +114,7 @@ def prepare(tmp: Path) -> dict:
     golden = SHARED / "golden" / "sam2"
     clips = SHARED / "vos-clips"
     weights = tmp / "synthetic_sam2.1_hiera_t.pt"
-    proc = subprocess.run([sys.executable, str(golden / "make_weights.py"), "--out", str(weights)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0 or GOLDEN_SHA256 not in proc.stdout:
-        raise RuntimeError(f"weights recipe failed or sha256 differs:\n{proc.stdout}{proc.stderr}")
+    measure.recipe_weights(golden / "make_weights.py", weights, GOLDEN_SHA256)
     src = clips / "davis2016" / "JPEGImages" / "bmx-trees"
     frames = sorted(src.glob("*.jpg"))
     speed_root = tmp / "speed"

@@ -20,7 +20,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -90,10 +89,7 @@ def prepare(tmp: Path) -> dict:
     """Weights from the golden recipe (its sha256 checked) and DAVIS-layout roots of symlinks to the shared clips."""
     clips = SHARED / "vos-clips"
     weights = tmp / "synthetic_sam2long_v1.pt"
-    proc = subprocess.run([sys.executable, str(GOLDEN / "make_weights.py"), "--out", str(weights)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0 or RECIPE_SHA256 not in proc.stdout:
-        raise RuntimeError(f"weights recipe failed or sha256 differs:\n{proc.stdout}{proc.stderr}")
+    measure.recipe_weights(GOLDEN / "make_weights.py", weights, RECIPE_SHA256)
     root = tmp / "golden"
     for video in ("libby", "bmx-trees"):
         for i in range(30):

@@ -80,6 +80,14 @@ def run_worker(module: str, spec: dict) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def recipe_weights(recipe: Path, out: Path, sha256: str) -> Path:
+    """Run a shared ``make_weights.py --out OUT``; it must succeed and print the expected state-dict sha256."""
+    proc = subprocess.run([sys.executable, str(recipe), "--out", str(out)], capture_output=True, text=True)
+    if proc.returncode != 0 or sha256 not in proc.stdout:
+        raise RuntimeError(f"weights recipe failed or sha256 differs:\n{proc.stdout}{proc.stderr}")
+    return out
+
+
 def link(dst: Path, src: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
     dst.symlink_to(src)
