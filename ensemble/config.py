@@ -186,6 +186,9 @@ def load_config(path: str | os.PathLike) -> FusionConfig:
         doc = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise FusionConfigError("fusion config not found", path, "pass an existing TOML file") from None
+    except UnicodeDecodeError:
+        raise FusionConfigError("not a text file", path, "pass the fusion config TOML (e.g. a sweep's best.toml)") \
+            from None
     except tomllib.TOMLDecodeError as exc:
         raise FusionConfigError(f"invalid TOML ({exc})", path) from None
     return FusionConfig.from_dict(doc, base_dir=path.parent, source=path)

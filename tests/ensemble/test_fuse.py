@@ -83,6 +83,11 @@ def test_cli_config_errors_exit_2(tmp_path, capsys):
     assert main(["fuse", "--config", str(bad), "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
     assert "bad.toml" in err and "weight must be >= 0" in err
+    binary = tmp_path / "weights.pt"      # a binary file given as the config: one line, not an internal error
+    binary.write_bytes(bytes(range(256)))
+    assert main(["fuse", "--config", str(binary), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "weights.pt" in err and "not a text file" in err and len(err.splitlines()) == 1
 
 
 # ---- voting rules -----------------------------------------------------------------------------------------------
