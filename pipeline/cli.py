@@ -93,6 +93,11 @@ def main(argv=None) -> int:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 130
+    except click.UsageError as exc:
+        # a bad option or argument: one line, like every other error, with where to read the usage
+        where = exc.ctx.command_path if exc.ctx is not None else "masseg"
+        click.echo(f"error: {_one_line(exc.format_message())} (see '{where} --help')", err=True)
+        return 2
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code

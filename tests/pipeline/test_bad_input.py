@@ -242,6 +242,18 @@ def test_unexpected_errors_are_one_internal_error_line(tmp_path, capsys, monkeyp
         main(["--debug"] + args)
 
 
+@pytest.mark.parametrize("argv, needle", [
+    (["fuse", "--bogus"], "No such option '--bogus'"),
+    (["evaluate", "--jobs", "x"], "'x' is not a valid integer"),
+    (["infer", "--model", "nosuch"], "'nosuch' is not one of"),
+    (["nosuch"], "No such command 'nosuch'"),
+])
+def test_usage_errors_are_one_line(argv, needle, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: ") and needle in err and "--help" in err
+
+
 def test_one_problem_is_singular(tmp_path, capsys):
     root = _root(tmp_path)
     labels = tmp_path / "labels" / "v"
