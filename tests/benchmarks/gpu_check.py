@@ -46,7 +46,7 @@ GPU_TEST_PATHS = ("tests/gpu", "tests/models")   # where gpu-marked tests live (
 @dataclass(frozen=True)
 class Member:
     name: str
-    model: str                 # "sam2" | "cutie"
+    model: str                 # "sam2" | "sam2long" | "cutie"
     options: dict
     published: float | None
     source: str
@@ -57,6 +57,8 @@ class Member:
         o = self.options
         if self.model == "sam2":
             return f"{o['config']}, {o['image_size']}px, bf16{', compiled' if o.get('vos_optimized') else ', eager'}"
+        if self.model == "sam2long":
+            return f"{o['config']}, {o['image_size']}px, bf16, {o['num_pathway']} pathways"
         return f"cutie-{o['size']}, {o['preset']} preset (480p), {'AMP' if o.get('amp') else 'fp32'}"
 
 
@@ -64,6 +66,10 @@ SAM2_PUBLISHED = {"t": 91.2, "s": 84.8, "b+": 64.1, "l": 39.5}
 SAM2_SOURCE = "SAM2.1 README: A100, compiled, bf16, 1024"
 CUTIE_PUBLISHED = {"small": 45.5, "base": 36.4}
 CUTIE_SOURCE = "anchors.md (Cutie paper)"
+# SAM2Long publishes no FPS: its row is read against the eager SAM2 row of the same variant (about 1/pathways of
+# it is the cost the member's benchmark holds it to on CPU)
+SAM2LONG_VARIANTS = ("t", "b+")
+SAM2LONG_SOURCE = "SAM2Long: no published FPS (compare with the eager SAM2.1 row of the same size / pathways)"
 
 
 def members() -> list[Member]:
@@ -77,6 +83,10 @@ def members() -> list[Member]:
     for size, fps in CUTIE_PUBLISHED.items():
         out.append(Member(f"cutie-{size}", "cutie", {"size": size, "preset": "mose", "amp": True}, fps,
                           CUTIE_SOURCE, "cutie"))
+    for size in SAM2LONG_VARIANTS:
+        out.append(Member(f"sam2long_{size}", "sam2long",
+                          {"config": f"sam2.1_hiera_{size}", "image_size": 1024, "num_pathway": 3}, None,
+                          SAM2LONG_SOURCE, "eager"))
     return out
 
 
@@ -150,13 +160,17 @@ def _segmenter(member: Member, tmp: Path, device: str, image_size: int | None):
     import torch
     torch.manual_seed(0)
     o = member.options
-    if member.model == "sam2":
-        from models.sam2 import Sam2Segmenter
+    if member.model in ("sam2", "sam2long"):
         from models.sam2.build import build_predictor
         predictor, _ = build_predictor(o["config"])
         ckpt = tmp / "weights.pt"
         torch.save({"model": predictor.state_dict()}, ckpt)
         del predictor
+        if member.model == "sam2long":
+            from models.sam2long.segmenter import Sam2LongSegmenter
+            return Sam2LongSegmenter(ckpt, config=o["config"], image_size=image_size or o["image_size"],
+                                     device=device, num_pathway=o["num_pathway"], scratch_dir=tmp)
+        from models.sam2 import Sam2Segmenter
         return Sam2Segmenter(ckpt, config=o["config"], image_size=image_size or o["image_size"], device=device,
                              vos_optimized=o["vos_optimized"])
     from models.cutie import build_cutie

@@ -22,6 +22,8 @@ def test_members_and_published_figures():
     assert ms["sam2.1_l-compiled"].options == {"config": "sam2.1_hiera_l", "image_size": 1024, "vos_optimized": True}
     assert ms["sam2.1_l"].options["vos_optimized"] is False
     assert (ms["cutie-small"].published, ms["cutie-base"].published) == (45.5, 36.4)
+    assert ms["sam2long_b+"].published is None and ms["sam2long_b+"].options["num_pathway"] == 3
+    assert ms["sam2long_b+"].settings == "sam2.1_hiera_b+, 1024px, bf16, 3 pathways"
     order = [m.mode for m in gc.run_order(gc.members())]
     assert order == sorted(order, key=["eager", "cutie", "compiled"].index)
 
@@ -52,6 +54,15 @@ def test_one_member_measured_on_cpu(capsys):
     assert gc.main(["--one", "sam2.1_t", "--frames", "2", "--device", "cpu", "--image-size", "128"]) == 0
     got = gc.parse_child(capsys.readouterr().out)
     assert got["member"] == "sam2.1_t" and got["frames"] == 2 and got["fps"] > 0 and got["peak_gib"] is None
+
+
+@pytest.mark.timeout(600)
+def test_sam2long_member_measured_on_cpu(capsys):
+    pytest.importorskip("sam2")
+    gc.SHARED.joinpath("vos-clips").exists() or pytest.skip("../shared/vos-clips not found")
+    assert gc.main(["--one", "sam2long_t", "--frames", "3", "--device", "cpu", "--image-size", "128"]) == 0
+    got = gc.parse_child(capsys.readouterr().out)
+    assert got["member"] == "sam2long_t" and got["frames"] == 3 and got["fps"] > 0
 
 
 def test_every_gpu_test_is_under_the_checked_paths():
