@@ -48,21 +48,13 @@ def test_parse_child():
 
 
 @pytest.mark.timeout(600)
-def test_one_member_measured_on_cpu(capsys):
+@pytest.mark.parametrize("member, frames", [("sam2.1_t", 2), ("sam2long_t", 3)])
+def test_one_member_measured_on_cpu(member, frames, capsys):
     pytest.importorskip("sam2")
     gc.SHARED.joinpath("vos-clips").exists() or pytest.skip("../shared/vos-clips not found")
-    assert gc.main(["--one", "sam2.1_t", "--frames", "2", "--device", "cpu", "--image-size", "128"]) == 0
+    assert gc.main(["--one", member, "--frames", str(frames), "--device", "cpu", "--image-size", "128"]) == 0
     got = gc.parse_child(capsys.readouterr().out)
-    assert got["member"] == "sam2.1_t" and got["frames"] == 2 and got["fps"] > 0 and got["peak_gib"] is None
-
-
-@pytest.mark.timeout(600)
-def test_sam2long_member_measured_on_cpu(capsys):
-    pytest.importorskip("sam2")
-    gc.SHARED.joinpath("vos-clips").exists() or pytest.skip("../shared/vos-clips not found")
-    assert gc.main(["--one", "sam2long_t", "--frames", "3", "--device", "cpu", "--image-size", "128"]) == 0
-    got = gc.parse_child(capsys.readouterr().out)
-    assert got["member"] == "sam2long_t" and got["frames"] == 3 and got["fps"] > 0
+    assert got["member"] == member and got["frames"] == frames and got["fps"] > 0 and got["peak_gib"] is None
 
 
 def test_every_gpu_test_is_under_the_checked_paths():
